@@ -1,0 +1,1 @@
+"""Running messages: claim, run the step's adapters, commit, retry, lease."""

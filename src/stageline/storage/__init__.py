@@ -1,0 +1,1 @@
+"""Stage item bytes on any fsspec filesystem."""

@@ -1,0 +1,119 @@
+"""Connecting to the database. SQLite and PostgreSQL differ here and in
+`dialect.py`, nowhere else."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+Durability = Literal["normal", "strict"]
+READONLY = "stageline_readonly"
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached or answered with a connection error."""
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain `postgresql://` and file paths; pick psycopg 3."""
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser()}"
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
+
+
+class Database:
+    """One engine plus the two kinds of transaction the store uses."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, durability: Durability = "normal",
+                 echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        self.dialect = make_url(self.url).get_backend_name()
+        self.engine = self._create(pool_size, durability, echo)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def _create(self, pool_size: int, durability: Durability, echo: bool) -> Engine:
+        common: dict[str, Any] = {
+            "json_serializer": _json_dumps,
+            "json_deserializer": orjson.loads,
+            "echo": echo,
+        }
+        if self.is_sqlite:
+            engine = create_engine(self.url, connect_args={"check_same_thread": False,
+                                                           "timeout": 30}, **common)
+            _configure_sqlite(engine, durability)
+            return engine
+        return create_engine(self.url, pool_size=pool_size, max_overflow=pool_size,
+                             pool_pre_ping=True, pool_recycle=1800, **common)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A read-write transaction, committed on exit."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (OperationalError, DBAPIError) as exc:
+            if exc.connection_invalidated or _is_connection_error(exc):
+                raise DatabaseUnavailable(str(exc.orig)) from exc
+            raise
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction: on SQLite it does not take the write lock."""
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(**{READONLY: True})
+                with conn.begin():
+                    yield conn
+        except (OperationalError, DBAPIError) as exc:
+            if exc.connection_invalidated or _is_connection_error(exc):
+                raise DatabaseUnavailable(str(exc.orig)) from exc
+            raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return any(s in text for s in ("connection", "could not connect", "server closed",
+                                   "terminating", "unable to open database"))
+
+
+def _configure_sqlite(engine: Engine, durability: Durability) -> None:
+    synchronous = "FULL" if durability == "strict" else "NORMAL"
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so BEGIN can be IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA cache_size=-65536")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the lock up front: a deferred transaction that later
+        # writes can fail with SQLITE_BUSY instead of waiting its turn.
+        readonly = conn.get_execution_options().get(READONLY, False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")

@@ -1,0 +1,27 @@
+"""The few statements whose SQL differs between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+def insert_ignoring_conflicts(conn: Connection, table: Table, rows: list[dict[str, Any]],
+                              *index: str) -> None:
+    """Insert rows, skipping those whose unique key already exists.
+
+    Used where at-least-once delivery may write the same row twice: the
+    first write wins, so the recorded result is exactly-once.
+    """
+    if not rows:
+        return
+    ins = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
+    conn.execute(ins.on_conflict_do_nothing(index_elements=list(index)), rows)
+
+
+def skip_locked(conn: Connection) -> bool:
+    """PostgreSQL lets concurrent claimers pass over each other's rows;
+    SQLite has one writer at a time, so a plain select is already exclusive."""
+    return conn.dialect.name == "postgresql"

@@ -1,0 +1,206 @@
+"""Starting executions and reading them back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, and_, or_, select
+
+from stageline.domain.config import PipelineConfig
+from stageline.domain.graph import ENTRY_STAGE
+from stageline.domain.items import ENTRY_KEY, encode
+from stageline.domain.status import ExecutionStatus, MessageStatus, StageStatus, StepStatus
+from stageline.storage.blobs import BlobStore
+from stageline.store.counters import add_outstanding
+from stageline.store.ids import new_id
+from stageline.store.items import NewItem, insert_items, item_rows, offload
+from stageline.store.pipelines import Version
+from stageline.store.records import ExecutionRecord, StepRunRecord
+from stageline.store.tables import executions, lineage_entries, messages, step_runs
+from stageline.store.types import utcnow
+
+
+class TagInUse(Exception):
+    pass
+
+
+class UnknownExecution(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class NewExecution:
+    version: Version
+    payload: Any
+    tag: str | None = None
+    metadata: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    source_key: str | None = None
+    run_timeout_seconds: int | None = None
+    skip_cache: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # seed 004's optional labels
+
+
+def create(conn: Connection, tenant_id: UUID, new: NewExecution, blobs: BlobStore,
+           inline_limit: int) -> tuple[ExecutionRecord, bool]:
+    """Start an execution: its row, its steps, its input item and first messages.
+
+    Returns the execution and whether it was created (False: the same
+    idempotency key had already started it).
+    """
+    if new.idempotency_key:
+        found = _by_idempotency_key(conn, tenant_id, new.idempotency_key)
+        if found is not None:
+            return found, False
+    if new.tag and _tag_taken(conn, tenant_id, new.tag):
+        raise TagInUse(f"tag {new.tag!r} is already used by another execution")
+    execution_id, now = new_id(), utcnow()
+    config = new.version.config
+    first = config.steps[0]
+    conn.execute(executions.insert().values(
+        id=execution_id, tenant_id=tenant_id, pipeline_id=new.version.pipeline_id,
+        config_id=new.version.config_id, status=ExecutionStatus.PENDING, tag=new.tag,
+        idempotency_key=new.idempotency_key, payload=new.payload, meta=new.metadata,
+        root_execution_id=execution_id, source_key=new.source_key, queue_name=first.queue,
+        concurrency_key=first.concurrency_key, run_timeout_seconds=new.run_timeout_seconds,
+        retry_count=0, skip_cache=new.skip_cache, created_at=now, updated_at=now, **new.extra,
+    ))
+    conn.execute(step_runs.insert(), step_rows(execution_id, config))
+    entry_correlation = _record_input(conn, tenant_id, execution_id, new.payload, blobs,
+                                      inline_limit)
+    entry_messages = [
+        message_row(execution_id, index, step.name, step.queue, step.priority, ENTRY_KEY,
+                    execution_id, entry_correlation, None, now)
+        for index, step in enumerate(config.steps) if step.input == ENTRY_STAGE
+    ]
+    conn.execute(messages.insert(), entry_messages)
+    add_outstanding(conn, [(execution_id, m["step_index"]) for m in entry_messages])
+    return get(conn, tenant_id, execution_id), True
+
+
+def step_rows(execution_id: UUID, config: PipelineConfig) -> list[dict[str, Any]]:
+    return [
+        {"execution_id": execution_id, "step_index": i, "step_type": s.name,
+         "input_stage": s.input, "output_stage": s.output, "status": StepStatus.PENDING,
+         "outstanding": 0, "completed": 0, "failed": 0, "attempts": 0, "handler_seconds": 0.0}
+        for i, s in enumerate(config.steps)
+    ]
+
+
+def message_row(execution_id: UUID, step_index: int, route: str, queue: str, priority: int,
+                item_key: str | None, input_execution_id: UUID,
+                parent_correlation_id: str | None, replay_batch_id: str | None,
+                now: datetime, status: MessageStatus = MessageStatus.QUEUED) -> dict[str, Any]:
+    return {
+        "id": new_id(), "execution_id": execution_id, "step_index": step_index, "route": route,
+        "status": status, "item_key": item_key, "input_execution_id": input_execution_id,
+        "parent_correlation_id": parent_correlation_id, "replay_batch_id": replay_batch_id,
+        "queue": queue, "priority": priority, "attempt": 0, "available_at": now,
+        "created_at": now,
+    }
+
+
+def _record_input(conn: Connection, tenant_id: UUID, execution_id: UUID, payload: Any,
+                  blobs: BlobStore, inline_limit: int) -> str:
+    """The entry stage's one item, and the lineage root that every item descends from."""
+    correlation_id = str(new_id())
+    item = NewItem(ENTRY_STAGE, ENTRY_KEY, correlation_id, encode(payload))
+    insert_items(conn, item_rows(execution_id, [item],
+                                 offload(execution_id, [item], blobs, inline_limit)))
+    now = utcnow()
+    conn.execute(lineage_entries.insert().values(
+        id=new_id(), tenant_id=tenant_id, correlation_id=correlation_id,
+        execution_id=execution_id, stage_name=ENTRY_STAGE,
+        stage_status=StageStatus.INITIATED, stage_input_hash=item.encoded.content_hash,
+        item_key=ENTRY_KEY, attempt=1, started_at=now, completed_at=now, duration_ms=0.0,
+    ))
+    return correlation_id
+
+
+def _by_idempotency_key(conn: Connection, tenant_id: UUID, key: str) -> ExecutionRecord | None:
+    row = conn.execute(select(executions).where(executions.c.tenant_id == tenant_id,
+                                                executions.c.idempotency_key == key)).first()
+    return None if row is None else ExecutionRecord.from_row(row)
+
+
+def _tag_taken(conn: Connection, tenant_id: UUID, tag: str) -> bool:
+    return conn.execute(select(executions.c.id).where(
+        executions.c.tenant_id == tenant_id, executions.c.tag == tag)).first() is not None
+
+
+def get(conn: Connection, tenant_id: UUID, execution_id: UUID) -> ExecutionRecord:
+    row = conn.execute(select(executions).where(executions.c.tenant_id == tenant_id,
+                                                executions.c.id == execution_id)).first()
+    if row is None:
+        raise UnknownExecution(f"execution {execution_id} not found")
+    return ExecutionRecord.from_row(row)
+
+
+def resolve(conn: Connection, tenant_id: UUID, id_or_tag: str) -> ExecutionRecord:
+    """Wherever an execution id is accepted, a tag is accepted too."""
+    try:
+        return get(conn, tenant_id, UUID(id_or_tag))
+    except ValueError:
+        pass
+    except UnknownExecution:
+        pass
+    row = conn.execute(select(executions).where(executions.c.tenant_id == tenant_id,
+                                                executions.c.tag == id_or_tag)).first()
+    if row is None:
+        raise UnknownExecution(f"execution {id_or_tag!r} not found")
+    return ExecutionRecord.from_row(row)
+
+
+def steps_of(conn: Connection, execution_id: UUID) -> list[StepRunRecord]:
+    rows = conn.execute(select(step_runs).where(step_runs.c.execution_id == execution_id)
+                        .order_by(step_runs.c.step_index))
+    return [StepRunRecord.from_row(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class ExecutionFilter:
+    status: list[str] | None = None
+    pipeline_id: UUID | None = None
+    tag: str | None = None
+    parent_execution_id: UUID | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    source_key: str | None = None
+
+
+def list_page(conn: Connection, tenant_id: UUID, flt: ExecutionFilter, limit: int,
+              cursor: tuple[datetime, UUID] | None) -> list[ExecutionRecord]:
+    """Newest first; the cursor is the (created_at, id) of the last row seen."""
+    query = select(executions).where(executions.c.tenant_id == tenant_id)
+    for cond in _conditions(flt):
+        query = query.where(cond)
+    if cursor is not None:
+        created, last_id = cursor
+        query = query.where(or_(executions.c.created_at < created,
+                                and_(executions.c.created_at == created,
+                                     executions.c.id < last_id)))
+    query = query.order_by(executions.c.created_at.desc(), executions.c.id.desc()).limit(limit)
+    return [ExecutionRecord.from_row(r) for r in conn.execute(query)]
+
+
+def _conditions(flt: ExecutionFilter) -> list[Any]:
+    c = executions.c
+    conds: list[Any] = []
+    if flt.status:
+        conds.append(c.status.in_(flt.status))
+    if flt.pipeline_id is not None:
+        conds.append(c.pipeline_id == flt.pipeline_id)
+    if flt.tag is not None:
+        conds.append(c.tag == flt.tag)
+    if flt.parent_execution_id is not None:
+        conds.append(c.parent_execution_id == flt.parent_execution_id)
+    if flt.created_after is not None:
+        conds.append(c.created_at >= flt.created_after)
+    if flt.created_before is not None:
+        conds.append(c.created_at < flt.created_before)
+    if flt.source_key is not None:
+        conds.append(c.source_key == flt.source_key)
+    return conds

@@ -1,0 +1,128 @@
+"""Stage items: small ones inline in the database, large ones in stage storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, func, select
+
+from stageline.domain.items import Encoded, decode
+from stageline.storage.blobs import BlobStore
+from stageline.store.dialect import insert_ignoring_conflicts
+from stageline.store.tables import stage_items
+from stageline.store.types import utcnow
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An item about to be written to a stage."""
+
+    stage: str
+    key: str
+    correlation_id: str | None
+    encoded: Encoded
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    execution_id: UUID
+    stage: str
+    key: str
+    correlation_id: str | None
+    content_type: str
+    size: int
+    content_hash: str
+    data: bytes | None
+    storage_path: str | None
+    created_at: datetime
+
+    def load(self, blobs: BlobStore) -> Any:
+        raw = self.data if self.storage_path is None else blobs.get(self.storage_path)
+        assert raw is not None
+        return decode(raw, self.content_type)
+
+    def raw(self, blobs: BlobStore) -> bytes:
+        if self.storage_path is None:
+            assert self.data is not None
+            return self.data
+        return blobs.get(self.storage_path)
+
+
+def storage_path(execution_id: UUID, stage: str, key: str) -> str:
+    return f"{execution_id}/{stage}/{key}"
+
+
+def offload(execution_id: UUID, items: list[NewItem], blobs: BlobStore,
+            inline_limit: int) -> dict[str, str]:
+    """Write the large items' bytes to storage before their rows commit.
+
+    Paths are deterministic, so a retried attempt overwrites its own bytes
+    and the row that finally commits points at complete data.
+    """
+    paths: dict[str, str] = {}
+    for item in items:
+        if len(item.encoded.data) > inline_limit:
+            path = storage_path(execution_id, item.stage, item.key)
+            blobs.put(path, item.encoded.data)
+            paths[f"{item.stage}\x00{item.key}"] = path
+    return paths
+
+
+def item_rows(execution_id: UUID, items: list[NewItem],
+              paths: dict[str, str]) -> list[dict[str, Any]]:
+    now = utcnow()
+    rows = []
+    for item in items:
+        path = paths.get(f"{item.stage}\x00{item.key}")
+        rows.append({
+            "execution_id": execution_id, "stage_name": item.stage, "item_key": item.key,
+            "correlation_id": item.correlation_id, "content_type": item.encoded.content_type,
+            "size": len(item.encoded.data), "content_hash": item.encoded.content_hash,
+            "data": None if path else item.encoded.data, "storage_path": path,
+            "created_at": now,
+        })
+    return rows
+
+
+def insert_items(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    insert_ignoring_conflicts(conn, stage_items, rows, "execution_id", "stage_name", "item_key")
+
+
+def _to_item(row: Any) -> StoredItem:
+    return StoredItem(row.execution_id, row.stage_name, row.item_key, row.correlation_id,
+                      row.content_type, row.size, row.content_hash, row.data,
+                      row.storage_path, row.created_at)
+
+
+def get_items(conn: Connection, execution_id: UUID, stage: str,
+              keys: list[str]) -> dict[str, StoredItem]:
+    rows = conn.execute(select(stage_items).where(
+        stage_items.c.execution_id == execution_id, stage_items.c.stage_name == stage,
+        stage_items.c.item_key.in_(keys),
+    ))
+    return {r.item_key: _to_item(r) for r in rows}
+
+
+def list_items(conn: Connection, execution_id: UUID, stage: str, *,
+               after: str | None = None, limit: int | None = None,
+               prefix: str | None = None) -> list[StoredItem]:
+    """A stage's items in key order, from after `after`, optionally under a key prefix."""
+    query = select(stage_items).where(stage_items.c.execution_id == execution_id,
+                                      stage_items.c.stage_name == stage)
+    if after is not None:
+        query = query.where(stage_items.c.item_key > after)
+    if prefix:
+        query = query.where(stage_items.c.item_key.startswith(prefix, autoescape=True))
+    query = query.order_by(stage_items.c.item_key)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_to_item(r) for r in conn.execute(query)]
+
+
+def count_items(conn: Connection, execution_id: UUID, stage: str) -> int:
+    return conn.execute(select(func.count()).select_from(stage_items).where(
+        stage_items.c.execution_id == execution_id, stage_items.c.stage_name == stage,
+    )).scalar_one()

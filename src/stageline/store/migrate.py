@@ -1,0 +1,67 @@
+"""Schema migrations: upgrade, check the revision, create new revisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from stageline.store.db import Database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class SchemaMismatch(Exception):
+    """The database is not at the revision this code was written for."""
+
+
+def _config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(db: Database) -> str | None:
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(db: Database, revision: str = "head") -> None:
+    cfg = _config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def downgrade(db: Database, revision: str) -> None:
+    cfg = _config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def require_current(db: Database) -> None:
+    """Refuse to run on a schema older (or newer) than this code."""
+    current, head = current_revision(db), head_revision()
+    if current != head:
+        raise SchemaMismatch(
+            f"database schema is at revision {current or 'none'}, this Stageline needs "
+            f"{head}: run `stageline db upgrade --db ...` first"
+        )
+
+
+def revision(db: Database, message: str) -> None:
+    """Developers: autogenerate a revision from the difference to tables.py."""
+    cfg = _config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.revision(cfg, message=message, autogenerate=True)
