@@ -53,7 +53,10 @@ def embedding_generator(chunk: dict[str, Any]) -> dict[str, Any]:
 
 @pipeline.step(input="embeddings", output="index", collect=True)
 def index(vectors: list[dict[str, Any]]) -> dict[str, Any]:
-    """Write all vectors of the execution into one index file."""
+    """Write all vectors of the execution into one index file.
+
+    With no documents there is no item to carry `index_path`: the default is used.
+    """
     paths = {v.get("index_path") or DEFAULT_INDEX for v in vectors} or {DEFAULT_INDEX}
     if len(paths) > 1:
         raise ValueError(f"chunks of one execution name several index paths: {sorted(paths)}")
@@ -68,7 +71,7 @@ def _carry(source: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(description="Query the index built by docs-ingest.")
     commands = parser.add_subparsers(dest="command", required=True)
     search = commands.add_parser("search", help="print the chunks closest to a query")
     search.add_argument("query")

@@ -281,13 +281,6 @@ def test_bad_step_name_raises_invalid_step_options() -> None:
     assert "'has space'" in str(err.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValidationError,
-    reason="src bug: Pipeline.add_step builds Backoff(**options['backoff']) outside its "
-    "try block, so a bad backoff dict raises pydantic ValidationError instead of "
-    "GraphError(invalid_step_options)",
-)
 def test_bad_backoff_dict_raises_invalid_step_options() -> None:
     pipeline = Pipeline("p")
     with pytest.raises(GraphError) as err:

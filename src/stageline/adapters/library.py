@@ -20,8 +20,8 @@ import os
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import fsspec
 import orjson
@@ -50,23 +50,12 @@ EXTENSIONS = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "
 HASHING_MODEL = "hashing"
 INDEX_FORMAT = "stageline.vector_index"
 INDEX_VERSION = 1
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _shipped(name: str) -> Callable[[F], F]:
-    """`@adapter(name)` that keeps the function's own signature for callers and mypy."""
-
-    def register(fn: F) -> F:
-        adapter(name)(fn)
-        return fn
-
-    return register
 
 
 # --- documents ------------------------------------------------------------
 
 
-@_shipped("list_documents")
+@adapter("list_documents")
 def list_documents(item: Any, *, recursive: bool = True,
                    include_content: bool = True) -> list[Document]:
     """List the documents of `{"folder": ...}` (a path or fsspec URL), one item each.
@@ -88,7 +77,7 @@ def list_documents(item: Any, *, recursive: bool = True,
     return docs
 
 
-@_shipped("load_document")
+@adapter("load_document")
 def load_document(item: Any, *, encoding: str = "utf-8") -> Document:
     """Normalise `{"path"?, "content"?, "format"?, "id"?}` into a document.
 
@@ -118,7 +107,7 @@ def _content_of(item: dict[str, Any], encoding: str) -> str:
     return content
 
 
-@_shipped("html_to_markdown")
+@adapter("html_to_markdown")
 def html_to_markdown(item: Any) -> Document:
     """Convert an HTML string or document to markdown; markdown and text pass through.
 
@@ -154,7 +143,7 @@ _HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 
 
-@_shipped("segment_markdown")
+@adapter("segment_markdown")
 def segment_markdown(item: Any, *, max_tokens: int = 200, overlap: int = 0) -> list[Chunk]:
     """Split a markdown document (or string) into chunks of at most `max_tokens` tokens.
 
@@ -276,7 +265,7 @@ _STOPWORDS = frozenset({
 })
 
 
-@_shipped("embed")
+@adapter("embed")
 def embed(item: Any, *, model: str = HASHING_MODEL, dim: int = 256) -> Chunk:
     """Add an L2-normalised `vector` (and `embedding_model`) to a chunk or string.
 
@@ -335,7 +324,7 @@ def _sentence_transformer(model: str) -> Any:
 # --- index and search -------------------------------------------------------
 
 
-@_shipped("vector_index")
+@adapter("vector_index")
 def vector_index(items: Any, *, path: str = "stageline-data/vector-index.jsonl") -> dict[str, Any]:
     """Collect embedded chunks into a JSON Lines index at `path` (local or fsspec URL).
 
@@ -407,7 +396,7 @@ def _chunk_order(chunk: Chunk) -> tuple[str, int]:
 def _read_index(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     with fsspec.open(path, "rb") as fh:
         lines = [orjson.loads(line) for line in fh.read().splitlines() if line.strip()]
-    if not lines or lines[0].get("format") != INDEX_FORMAT:
+    if not lines or not isinstance(lines[0], dict) or lines[0].get("format") != INDEX_FORMAT:
         raise ValueError(f"search: {path!r} is not a stageline vector index")
     return lines[0], lines[1:]
 

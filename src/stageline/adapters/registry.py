@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 Handler = Callable[..., Any]
+F = TypeVar("F", bound=Handler)
 
 _REGISTRY: dict[str, Handler] = {}
 
@@ -20,10 +20,10 @@ class UnknownAdapter(LookupError):
         self.name = name
 
 
-def adapter(name: str) -> Callable[[Handler], Handler]:
+def adapter(name: str) -> Callable[[F], F]:
     """Register a function as a named adapter: `@adapter("segment_markdown")`."""
 
-    def register(fn: Handler) -> Handler:
+    def register(fn: F) -> F:
         _REGISTRY[name] = fn
         fn.__stageline_adapter__ = name  # type: ignore[attr-defined]
         return fn

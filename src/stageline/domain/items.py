@@ -26,7 +26,9 @@ def encode(value: Any) -> Encoded:
     if isinstance(value, bytes | bytearray | memoryview):
         data, ctype = bytes(value), BYTES_TYPE
     else:
-        data, ctype = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY), JSON_TYPE
+        # Sorted keys: equal values get equal bytes, so equal content hashes.
+        opts = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_SORT_KEYS
+        data, ctype = orjson.dumps(value, option=opts), JSON_TYPE
     return Encoded(data, ctype, content_hash(data))
 
 

@@ -51,32 +51,41 @@ def settle(status: E, steps: list[StepProgress]) -> Settlement:
     if status not in (E.PENDING, E.RUNNING):
         return out
     current = {s.index: s.status for s in steps}
-    blocked: set[int] = set()
+    tainted = _tainted(steps)
     for step in steps:
-        change = _settle_step(step, current, blocked)
+        change = _settle_step(step, current, tainted)
         if change is None:
             continue
         if change.status == S.RUNNING and step.collect and not _started(step):
             out.enqueue_collect.append(step.index)
-        if change.status == S.CANCELLED:
-            blocked.add(step.index)
         current[step.index] = change.status
         out.steps.append(change)
     if any(s == S.IN_REVIEW for s in current.values()):
         out.execution = E.IN_REVIEW
     elif all(s in STEP_TERMINAL for s in current.values()):
-        out.execution = _outcome(steps, current, blocked)
+        out.execution = _outcome(steps, current)
     elif status == E.PENDING and any(s != S.PENDING for s in current.values()):
         out.execution = E.RUNNING
     return out
 
 
-def _settle_step(step: StepProgress, current: dict[int, S], blocked: set[int]) -> StepChange | None:
+def _tainted(steps: list[StepProgress]) -> set[int]:
+    """Steps whose output is incomplete: they or a step upstream lost items."""
+    tainted: set[int] = set()
+    for step in steps:  # topological order: an upstream is decided first
+        if step.failed or step.status == S.CANCELLED or step.upstream in tainted:
+            tainted.add(step.index)
+    return tainted
+
+
+def _settle_step(step: StepProgress, current: dict[int, S],
+                 tainted: set[int]) -> StepChange | None:
     if step.status not in (S.PENDING, S.RUNNING):
         return None
     up = None if step.upstream is None else current[step.upstream]
-    if up in (S.CANCELLED, S.FAILED) and step.collect:
-        reason = "failed items" if up == S.FAILED else "a cancelled producer"
+    incomplete = step.upstream is not None and step.upstream in tainted
+    if step.collect and incomplete and (up in STEP_TERMINAL):
+        reason = "a cancelled producer" if up == S.CANCELLED else "failed items"
         return StepChange(step.index, S.CANCELLED, f"not run: input stage has {reason}")
     if up == S.CANCELLED and step.outstanding == 0:
         return StepChange(step.index, S.CANCELLED, "not run: upstream step was cancelled")
@@ -101,7 +110,8 @@ def _started(step: StepProgress) -> bool:
     return bool(step.outstanding or step.completed or step.failed)
 
 
-def _outcome(steps: list[StepProgress], current: dict[int, S], blocked: set[int]) -> E:
+def _outcome(steps: list[StepProgress], current: dict[int, S]) -> E:
+    blocked = any(s == S.CANCELLED for s in current.values())
     failed_any = any(current[s.index] == S.FAILED for s in steps)
     if not failed_any and not blocked:
         return E.COMPLETED

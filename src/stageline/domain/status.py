@@ -1,8 +1,8 @@
 """Statuses and the transitions between them, declared as data.
 
-Every status change in the store goes through `check_transition` (or the
-guarded SQL built from `allowed_sources`), so an illegal move is a bug that
-raises, never a silent overwrite.
+Every status change in the store is one UPDATE guarded by the sources that
+these tables allow for the target (`store/guarded.py`), so an illegal move
+is a typed conflict, never a silent overwrite.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class IllegalTransition(Exception):
     """A status change that the state machine does not allow."""
 
     def __init__(self, kind: str, current: str, target: str) -> None:
-        super().__init__(f"illegal {kind} transition {current!r} -> {target!r}")
+        super().__init__(f"illegal {kind} transition {str(current)!r} -> {str(target)!r}")
         self.kind = kind
         self.current = current
         self.target = target
@@ -75,11 +75,12 @@ EXECUTION_TERMINAL: frozenset[ExecutionStatus] = frozenset(
 
 # target status -> the statuses it may be entered from
 EXECUTION_TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
+    E.PENDING: frozenset(),  # only ever the first status
     E.RUNNING: frozenset({E.PENDING, E.IN_REVIEW, E.INTERRUPTED}),
-    E.IN_REVIEW: frozenset({E.RUNNING}),
+    E.IN_REVIEW: frozenset({E.PENDING, E.RUNNING}),
     E.CANCELLING: frozenset({E.PENDING, E.RUNNING, E.IN_REVIEW, E.INTERRUPTED}),
     E.COMPLETED: frozenset({E.PENDING, E.RUNNING}),
-    E.COMPLETED_WITH_ERRORS: frozenset({E.RUNNING}),
+    E.COMPLETED_WITH_ERRORS: frozenset({E.PENDING, E.RUNNING}),
     E.FAILED: frozenset({E.PENDING, E.RUNNING}),
     E.CANCELLED: frozenset({E.PENDING, E.CANCELLING, E.INTERRUPTED}),
     E.INTERRUPTED: frozenset({E.PENDING, E.RUNNING}),
@@ -91,8 +92,9 @@ STEP_TERMINAL: frozenset[StepStatus] = frozenset(
 )
 
 STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
+    S.PENDING: frozenset(),
     S.RUNNING: frozenset({S.PENDING, S.IN_REVIEW}),
-    S.IN_REVIEW: frozenset({S.RUNNING}),
+    S.IN_REVIEW: frozenset({S.PENDING, S.RUNNING}),  # PENDING: a review step given no items
     S.COMPLETED: frozenset({S.PENDING, S.RUNNING, S.IN_REVIEW}),
     S.FAILED: frozenset({S.PENDING, S.RUNNING}),
     S.CANCELLED: frozenset({S.PENDING, S.RUNNING, S.IN_REVIEW}),

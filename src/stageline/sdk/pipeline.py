@@ -60,11 +60,11 @@ class Pipeline:
         **options: Any,
     ) -> StepConfig:
         """Add a step made only of adapters (registered names or callables)."""
-        if "backoff" in options and isinstance(options["backoff"], dict):
-            options["backoff"] = Backoff(**options["backoff"])
         refs = [self._adapter_ref(spec) for spec in adapters]
         default_input = self._steps[-1].output if self._steps else ENTRY_STAGE
         try:
+            if isinstance(options.get("backoff"), dict):
+                options["backoff"] = Backoff(**options["backoff"])
             step = StepConfig(name=name, input=input or default_input, output=output,
                               adapters=refs, **options)
         except ValueError as exc:

@@ -1,0 +1,1 @@
+"""Adapters: named, reusable units of step code, and the shipped library."""

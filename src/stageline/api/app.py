@@ -1,0 +1,59 @@
+"""The FastAPI application, with the worker running beside it when embedded."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from stageline.api import errors
+from stageline.api.auth import Authenticator
+from stageline.api.middleware import RequestContext
+from stageline.api.routes import executions, health
+from stageline.engine.worker import Worker
+from stageline.runtime import Runtime
+from stageline.store import control
+
+log = logging.getLogger("stageline")
+
+
+def create_app(runtime: Runtime, *, worker: Worker | None = None, open_access: bool = True,
+               embedded: bool = False) -> FastAPI:
+    """`worker` runs in this process for the app's lifetime; `embedded` marks
+    the one-process server, which interrupts and resumes its own executions."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if embedded:
+            with runtime.db.write() as conn:
+                resumed = control.resume_interrupted(conn)
+            if resumed:
+                log.info("resumed %d interrupted executions", resumed)
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            if embedded:
+                with runtime.db.write() as conn:
+                    stopped = control.interrupt_running(conn)
+                if stopped:
+                    log.info("%d executions interrupted; they resume at next start", stopped)
+
+    assert runtime.default_tenant is not None
+    app = FastAPI(title="Stageline", version="0.1.0", lifespan=lifespan,
+                  default_response_class=ORJSONResponse,
+                  description="Durable pipeline executions with per-item lineage, partial "
+                              "results and replay from any stage.")
+    app.state.runtime = runtime
+    app.state.auth = Authenticator(runtime.db, runtime.default_tenant, open_access)
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(executions.router)
+    app.add_middleware(RequestContext, max_body=runtime.settings.max_body_bytes)
+    return app

@@ -1,0 +1,152 @@
+"""Executions: start, read, list, cancel, review, lineage (seeds 000, 002, 004)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response, status
+
+from stageline.api import cursor as cursors
+from stageline.api.deps import RuntimeDep, TenantDep
+from stageline.api.errors import ApiError
+from stageline.api.views import execution_detail, lineage_entry
+from stageline.domain.status import ExecutionStatus
+from stageline.schemas.errors import ErrorResponse, HTTPValidationError
+from stageline.schemas.executions import (
+    CancelRequest,
+    ExecutionCreate,
+    ExecutionDetail,
+    ExecutionList,
+    ReviewAction,
+)
+from stageline.schemas.lineage import ExecutionLineageResponse
+from stageline.store import control, executions, lineage, pipelines
+from stageline.store.executions import ExecutionFilter, NewExecution
+from stageline.store.ids import new_id
+from stageline.store.types import utcnow
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "Resource not found"},
+    422: {"model": HTTPValidationError, "description": "Validation Error"},
+}
+router = APIRouter(prefix="/api/v1/executions", tags=["executions"], responses=ERRORS)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ExecutionDetail,
+             responses={409: {"model": ErrorResponse}, 413: {"model": ErrorResponse}})
+def start_execution(body: ExecutionCreate, runtime: RuntimeDep, tenant: TenantDep,
+                    response: Response) -> ExecutionDetail:
+    """Start an execution; the same idempotency key answers the execution it created."""
+    labels = body.model_dump(include={"batch_id", "deployment_id", "session_id", "user_id",
+                                      "step_key", "output_schema_name"}, exclude_none=True)
+    with runtime.db.write() as conn:
+        version = (pipelines.by_config_id(conn, tenant, body.config_id) if body.config_id
+                   else pipelines.find(conn, tenant, body.pipeline or "", body.version))
+        record, created = executions.create(conn, tenant, NewExecution(
+            version=version, payload=body.input, tag=body.tag, metadata=body.metadata,
+            idempotency_key=body.idempotency_key, run_timeout_seconds=body.run_timeout_seconds,
+            skip_cache=body.skip_cache, extra=labels,
+        ), runtime.blobs, runtime.settings.inline_limit)
+        steps = executions.steps_of(conn, record.id)
+        if not created:
+            version = pipelines.by_config_id(conn, tenant, record.config_id)
+    if created:
+        runtime.waker.notify()
+    else:
+        response.status_code = status.HTTP_200_OK
+    return execution_detail(record, version, steps)
+
+
+@router.get("", response_model=ExecutionList)
+def list_executions(
+    runtime: RuntimeDep, tenant: TenantDep,
+    status_: Annotated[list[ExecutionStatus] | None, Query(alias="status")] = None,
+    pipeline: Annotated[str | None, Query(max_length=128)] = None,
+    tag: Annotated[str | None, Query(max_length=200)] = None,
+    parent_execution_id: UUID | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> ExecutionList:
+    """Newest first, with a cursor to the next page."""
+    after = cursors.decode(cursor) if cursor else None
+    with runtime.db.read() as conn:
+        pipeline_id = None
+        if pipeline is not None:
+            pipeline_id = pipelines.find(conn, tenant, pipeline).pipeline_id
+        flt = ExecutionFilter(status=[str(s) for s in status_] if status_ else None,
+                              pipeline_id=pipeline_id, tag=tag,
+                              parent_execution_id=parent_execution_id,
+                              created_after=created_after, created_before=created_before)
+        rows = executions.list_page(conn, tenant, flt, limit + 1, after)
+        page = rows[:limit]
+        items = [execution_detail(r, runtime.version(conn, tenant, r.config_id),
+                                  executions.steps_of(conn, r.id), with_snapshot=False)
+                 for r in page]
+    next_cursor = cursors.encode(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return ExecutionList(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{execution_id}", response_model=ExecutionDetail)
+def get_execution(execution_id: str, runtime: RuntimeDep, tenant: TenantDep) -> ExecutionDetail:
+    """One execution by id or tag."""
+    with runtime.db.read() as conn:
+        record = executions.resolve(conn, tenant, execution_id)
+        version = runtime.version(conn, tenant, record.config_id)
+        steps = executions.steps_of(conn, record.id)
+    return execution_detail(record, version, steps)
+
+
+@router.post("/{execution_id}/cancel", response_model=ExecutionDetail,
+             responses={409: {"model": ErrorResponse}})
+def cancel_execution(execution_id: str, runtime: RuntimeDep, tenant: TenantDep,
+                     body: CancelRequest | None = None) -> ExecutionDetail:
+    """Cancel: waiting messages are dropped, attempts in flight drain."""
+    with runtime.db.write() as conn:
+        record = executions.resolve(conn, tenant, execution_id)
+        version = runtime.version(conn, tenant, record.config_id)
+        control.cancel(conn, record, version.config, (body and body.cancelled_by) or "user")
+        record = executions.get(conn, tenant, record.id)
+        steps = executions.steps_of(conn, record.id)
+    return execution_detail(record, version, steps)
+
+
+@router.post("/{execution_id}/actions", response_model=ExecutionDetail,
+             responses={409: {"model": ErrorResponse}})
+def act_on_execution(execution_id: str, body: ReviewAction, runtime: RuntimeDep,
+                     tenant: TenantDep) -> ExecutionDetail:
+    """Approve or reject an execution waiting in review."""
+    with runtime.db.write() as conn:
+        record = executions.resolve(conn, tenant, execution_id)
+        if record.status != ExecutionStatus.IN_REVIEW:
+            raise ApiError(409, "not_in_review", f"execution is {record.status}, not in review")
+        version = runtime.version(conn, tenant, record.config_id)
+        decision = _decision(body)
+        control.act(conn, record, version.config, body.action, decision)
+        record = executions.get(conn, tenant, record.id)
+        steps = executions.steps_of(conn, record.id)
+    if body.action == "approve":
+        runtime.waker.notify()
+    return execution_detail(record, version, steps)
+
+
+def _decision(body: ReviewAction) -> dict[str, Any]:
+    return {"id": str(new_id()), "action": body.action, "description": body.description,
+            "author": {"id": body.author_id, "email": body.author_email},
+            "acted_at": utcnow().isoformat()}
+
+
+@router.get("/{execution_id}/lineage", response_model=ExecutionLineageResponse)
+def get_execution_lineage(
+    execution_id: str, runtime: RuntimeDep, tenant: TenantDep,
+    limit: Annotated[int, Query(ge=1, le=10000, description="Maximum results")] = 1000,
+) -> ExecutionLineageResponse:
+    """Lineage entries of an execution, ordered by started_at."""
+    with runtime.db.read() as conn:
+        record = executions.resolve(conn, tenant, execution_id)
+        total, entries = lineage.for_execution(conn, record.id, limit)
+    return ExecutionLineageResponse(total=total, execution_id=record.id,
+                                    entries=[lineage_entry(e) for e in entries])

@@ -1,0 +1,83 @@
+"""Wiring: settings in, a database, stage storage, pipelines and a worker out."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from sqlalchemy import Connection
+
+from stageline.adapters.registry import Handler
+from stageline.engine.waker import Waker
+from stageline.engine.worker import Worker, WorkerSettings
+from stageline.loader import load
+from stageline.sdk.pipeline import Pipeline
+from stageline.settings import Settings
+from stageline.storage.blobs import BlobStore
+from stageline.store import migrate, pipelines, tenants
+from stageline.store.db import Database
+from stageline.store.pipelines import Version
+
+log = logging.getLogger("stageline")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    waker: Waker = field(default_factory=Waker)
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    versions: dict[str, Version] = field(default_factory=dict)
+    default_tenant: UUID | None = None
+    _version_cache: dict[UUID, Version] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, settings: Settings, *, migrate_schema: bool = False) -> Runtime:
+        """Connect; on the embedded default, bring the schema up to date."""
+        db = Database(settings.db, pool_size=settings.pool_size,
+                      durability=settings.durability)
+        if migrate_schema:
+            migrate.upgrade(db)
+        else:
+            migrate.require_current(db)
+        runtime = cls(settings, db, BlobStore(settings.storage))
+        with db.write() as conn:
+            runtime.default_tenant = tenants.ensure_tenant(conn)
+        return runtime
+
+    def load_pipelines(self, target: str) -> list[Pipeline]:
+        """Load FILE, remember its handlers and register each config as a version."""
+        loaded = load(target)
+        for pipeline in loaded:
+            self.handlers.update(pipeline.handlers)
+        self.register(loaded)
+        return loaded
+
+    def register(self, loaded: list[Pipeline]) -> None:
+        assert self.default_tenant is not None
+        with self.db.write() as conn:
+            for pipeline in loaded:
+                version = pipelines.register(conn, self.default_tenant, pipeline.config)
+                self.versions[pipeline.name] = version
+                log.info("pipeline %s version %d (config %s)", pipeline.name,
+                         version.version, version.config_id)
+
+    def version(self, conn: Connection, tenant_id: UUID, config_id: UUID) -> Version:
+        """A version by config id; versions are immutable, so they are cached."""
+        cached = self._version_cache.get(config_id)
+        if cached is None:
+            cached = pipelines.by_config_id(conn, tenant_id, config_id)
+            self._version_cache[config_id] = cached
+        return cached
+
+    def worker(self) -> Worker:
+        s = self.settings
+        return Worker(self.db, self.blobs, self.handlers, WorkerSettings(
+            concurrency=s.concurrency, batch_size=s.batch_size, lease_seconds=s.lease_seconds,
+            poll_interval=s.poll_interval, queues=s.queue_list, inline_limit=s.inline_limit,
+        ), waker=self.waker)
+
+    def close(self) -> None:
+        self.db.dispose()

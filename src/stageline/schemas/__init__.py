@@ -1,0 +1,1 @@
+"""Request and response models, named as on the seed pages."""
