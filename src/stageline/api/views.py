@@ -35,7 +35,7 @@ def execution_detail(rec: ExecutionRecord, version: Version, steps: list[StepRun
         result=rec.result, root_execution_id=_str(rec.root_execution_id),
         run_timeout_seconds=rec.run_timeout_seconds, session_id=rec.session_id,
         started_at=rfc3339(rec.started_at), step_key=rec.step_key, user_id=rec.user_id,
-        config_id=str(rec.config_id), replay_source=rec.replay_source,  # type: ignore[arg-type]
+        config_id=str(rec.config_id), replay_source=rec.replay_source,
         tag=rec.tag, stageline_status=rec.status, pipeline=version.pipeline,
         pipeline_version=version.version, metadata=rec.meta,
         config_snapshot=version.config.snapshot() if with_snapshot else None,
@@ -51,10 +51,10 @@ def execution_response(rec: ExecutionRecord) -> ExecutionResponse:
     that has not started yet reports its creation time."""
     return ExecutionResponse(
         id=rec.id, config_id=rec.config_id,
-        status=SEED_002[ExecutionStatus(rec.status)],  # type: ignore[arg-type]
+        status=SEED_002[ExecutionStatus(rec.status)],
         started_at=rec.started_at or rec.created_at, completed_at=rec.completed_at,
         parent_execution_id=rec.parent_execution_id,
-        replay_source=rec.replay_source,  # type: ignore[arg-type]
+        replay_source=rec.replay_source,
         tag=rec.tag,
     )
 
@@ -65,7 +65,7 @@ def lineage_entry(rec: LineageRecord) -> LineageEntryResponse:
         parent_correlation_id=rec.parent_correlation_id, replay_batch_id=rec.replay_batch_id,
         execution_id=rec.execution_id, route_id=rec.route_id, adapter_name=rec.adapter_name,
         adapter_index=rec.adapter_index, stage_name=rec.stage_name,
-        stage_status=rec.stage_status,  # type: ignore[arg-type]
+        stage_status=rec.stage_status,
         stage_input_hash=rec.stage_input_hash, started_at=rec.started_at,
         completed_at=rec.completed_at, duration_ms=rec.duration_ms,
         metadata={**(rec.meta or {}), "item_key": rec.item_key, "attempt": rec.attempt},

@@ -65,29 +65,31 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A read-write transaction, committed on exit."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except (OperationalError, DBAPIError) as exc:
-            if exc.connection_invalidated or _is_connection_error(exc):
-                raise DatabaseUnavailable(str(exc.orig)) from exc
-            raise
+        with unavailable_on_connection_errors(), self.engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction: on SQLite it does not take the write lock."""
-        try:
-            with self.engine.connect() as conn:
-                conn = conn.execution_options(**{READONLY: True})
-                with conn.begin():
-                    yield conn
-        except (OperationalError, DBAPIError) as exc:
-            if exc.connection_invalidated or _is_connection_error(exc):
-                raise DatabaseUnavailable(str(exc.orig)) from exc
-            raise
+        with unavailable_on_connection_errors(), self.engine.connect() as conn:
+            conn = conn.execution_options(**{READONLY: True})
+            with conn.begin():
+                yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def unavailable_on_connection_errors() -> Iterator[None]:
+    """Lost or refused connections become DatabaseUnavailable (HTTP 503, CLI one-liner)."""
+    try:
+        yield
+    except (OperationalError, DBAPIError) as exc:
+        if exc.connection_invalidated or _is_connection_error(exc):
+            first = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else ""
+            raise DatabaseUnavailable(f"database unavailable: {first}") from exc
+        raise
 
 
 def _is_connection_error(exc: DBAPIError) -> bool:

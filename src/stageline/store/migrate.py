@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from stageline.store.db import Database
+from stageline.store.db import Database, unavailable_on_connection_errors
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -31,13 +31,13 @@ def head_revision() -> str:
 
 
 def current_revision(db: Database) -> str | None:
-    with db.engine.connect() as conn:
+    with unavailable_on_connection_errors(), db.engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def upgrade(db: Database, revision: str = "head") -> None:
     cfg = _config()
-    with db.engine.begin() as conn:
+    with unavailable_on_connection_errors(), db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

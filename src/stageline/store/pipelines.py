@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Row, Select, func, select
 
 from stageline.domain.config import PipelineConfig
 from stageline.store.ids import new_id
@@ -55,14 +56,14 @@ def _ensure_pipeline(conn: Connection, tenant_id: UUID, name: str) -> UUID:
         select(pipelines.c.id).where(pipelines.c.tenant_id == tenant_id, pipelines.c.name == name)
     ).scalar()
     if found is not None:
-        return found
+        return UUID(str(found))
     pipeline_id = new_id()
     conn.execute(pipelines.insert().values(id=pipeline_id, tenant_id=tenant_id, name=name,
                                            created_at=utcnow()))
     return pipeline_id
 
 
-def _version_query():  # type: ignore[no-untyped-def]
+def _version_query() -> Select[Any]:
     return select(
         pipeline_versions.c.config_id, pipeline_versions.c.pipeline_id,
         pipelines.c.name, pipeline_versions.c.version, pipeline_versions.c.config_snapshot,
@@ -70,7 +71,7 @@ def _version_query():  # type: ignore[no-untyped-def]
     ).join(pipelines, pipelines.c.id == pipeline_versions.c.pipeline_id)
 
 
-def _to_version(row) -> Version:  # type: ignore[no-untyped-def]
+def _to_version(row: Row[Any]) -> Version:
     return Version(row.config_id, row.pipeline_id, row.name, row.version,
                    PipelineConfig.model_validate(row.config_snapshot), row.created_at)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -139,7 +139,7 @@ def _expire_lost_attempts(conn: Connection, taken_over: list[Any], now: Any) -> 
     )
 
 
-def _with_inputs(conn: Connection, rows: list[Any], leases: list[dict[str, Any]],
+def _with_inputs(conn: Connection, rows: Sequence[Any], leases: list[dict[str, Any]],
                  token: UUID, configs: ConfigLookup) -> list[Claimed]:
     wanted: dict[tuple[UUID, str], list[str]] = defaultdict(list)
     for r in rows:

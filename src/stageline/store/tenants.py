@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ class ApiKey:
 def ensure_tenant(conn: Connection, name: str = DEFAULT_TENANT) -> UUID:
     found = conn.execute(select(tenants.c.id).where(tenants.c.name == name)).scalar()
     if found is not None:
-        return found
+        return UUID(str(found))
     tenant_id = new_id()
     conn.execute(tenants.insert().values(id=tenant_id, name=name, created_at=utcnow()))
     return tenant_id
@@ -77,10 +78,8 @@ def list_keys(conn: Connection) -> list[ApiKey]:
 
 def revoke_key(conn: Connection, key_id_or_prefix: str) -> bool:
     cond = api_keys.c.prefix == key_id_or_prefix
-    try:
+    with contextlib.suppress(ValueError):
         cond = cond | (api_keys.c.id == UUID(key_id_or_prefix))
-    except ValueError:
-        pass
     result = conn.execute(
         update(api_keys).where(cond, api_keys.c.revoked_at.is_(None)).values(revoked_at=utcnow())
     )
