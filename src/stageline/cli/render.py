@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from uuid import UUID
 
+from rich import box
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -26,6 +28,11 @@ def _time(value: object) -> str:
     return "" if value is None else str(value)[:19]
 
 
+def _short(value: object, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def executions_table(rows: list[ExecutionRecord], versions: Mapping[UUID, Version]) -> Table:
     table = Table("id", "pipeline", "status", "tag", "created", "completed")
     for r in rows:
@@ -39,25 +46,30 @@ def execution_panel(r: ExecutionRecord, version: Version) -> Panel:
     lines = [
         f"pipeline  {version.pipeline} v{version.version} (config {r.config_id})",
         f"status    {status_text(r.status)}",
-        f"created   {_time(r.created_at)}   started {_time(r.started_at)}   "
+        f"created   {_time(r.created_at)}",
         f"completed {_time(r.completed_at)}",
     ]
+    if r.result is not None:
+        lines.append(f"result    {escape(_short(r.result))}")
     if r.tag:
         lines.append(f"tag       {r.tag}")
     if r.parent_execution_id:
         lines.append(f"parent    {r.parent_execution_id} ({r.replay_source} replay)")
     if r.error:
-        lines.append(f"error     [red]{r.error}[/]")
+        lines.append(f"error     [red]{escape(r.error)}[/]")
     return Panel("\n".join(lines), title=f"execution {r.id}", expand=False)
 
 
 def steps_table(steps: list[StepRunRecord]) -> Table:
+    notes = any(s.error_message for s in steps)
     table = Table("#", "step", "stage", "status", "done", "failed", "waiting", "attempts",
-                  "handler s", "note")
+                  box=box.SIMPLE_HEAD)
+    if notes:
+        table.add_column("note")
     for s in steps:
-        table.add_row(str(s.step_index), s.step_type, s.output_stage, status_text(s.status),
-                      str(s.completed), str(s.failed), str(s.outstanding), str(s.attempts),
-                      f"{s.handler_seconds:.2f}", s.error_message or "")
+        row = [str(s.step_index), s.step_type, s.output_stage, status_text(s.status),
+               str(s.completed), str(s.failed), str(s.outstanding), str(s.attempts)]
+        table.add_row(*row, *([s.error_message or ""] if notes else []))
     return table
 
 

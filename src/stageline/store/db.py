@@ -25,6 +25,14 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
+def _json_loads(value: Any) -> Any:
+    # SQLite gives JSON columns NUMERIC affinity: a stored `3` comes back as
+    # the integer 3, not the text "3".
+    if isinstance(value, int | float):
+        return value
+    return orjson.loads(value)
+
+
 def normalize_url(url: str) -> str:
     """Accept plain `postgresql://` and file paths; pick psycopg 3."""
     if "://" not in url:
@@ -51,7 +59,7 @@ class Database:
     def _create(self, pool_size: int, durability: Durability, echo: bool) -> Engine:
         common: dict[str, Any] = {
             "json_serializer": _json_dumps,
-            "json_deserializer": orjson.loads,
+            "json_deserializer": _json_loads,
             "echo": echo,
         }
         if self.is_sqlite:
