@@ -12,7 +12,15 @@ from fastapi.responses import ORJSONResponse
 from stageline.api import errors
 from stageline.api.auth import Authenticator
 from stageline.api.middleware import RequestContext
-from stageline.api.routes import executions, health
+from stageline.api.routes import (
+    executions,
+    health,
+    lineage,
+    monitoring,
+    pipeline_views,
+    pipelines,
+    sources,
+)
 from stageline.engine.worker import Worker
 from stageline.runtime import Runtime
 from stageline.store import control
@@ -53,7 +61,8 @@ def create_app(runtime: Runtime, *, worker: Worker | None = None, open_access: b
     app.state.runtime = runtime
     app.state.auth = Authenticator(runtime.db, runtime.default_tenant, open_access)
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(executions.router)
+    for module in (health, executions, lineage, monitoring, pipeline_views, pipelines,
+                   sources):
+        app.include_router(module.router)
     app.add_middleware(RequestContext, max_body=runtime.settings.max_body_bytes)
     return app

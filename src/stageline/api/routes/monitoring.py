@@ -1,0 +1,7 @@
+"""Routes for monitoring."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["monitoring"])

@@ -1,0 +1,5 @@
+"""`python -m stageline.cli`."""
+
+from stageline.cli.main import app
+
+app()
