@@ -55,16 +55,21 @@ def run_message(claimed: Claimed, step: StepConfig, chain: list[BoundAdapter],
                 blobs: BlobStore) -> Outcome:
     started = time.perf_counter()
     last = chain[-1]
+    user_meta: dict[str, Any] = {}
     try:
         value = _input_value(claimed, step, blobs)
-        result = _with_timeout(lambda: _run_chain(claimed, step, chain, value), step.timeout)
+        result = _with_timeout(lambda: _run_chain(claimed, step, chain, value, user_meta),
+                               step.timeout)
         outputs = _outputs(claimed, step, result)
     except AdapterFailed as failed:
-        return _failure(claimed, step, failed.adapter, failed.error, started)
+        outcome = _failure(claimed, step, failed.adapter, failed.error, started)
     except Exception as exc:  # input or output could not be handled
-        return _failure(claimed, step, last, exc, started)
-    return Outcome(claimed, MessageStatus.COMPLETED, outputs, last.name, last.index,
-                   _elapsed_ms(started))
+        outcome = _failure(claimed, step, last, exc, started)
+    else:
+        outcome = Outcome(claimed, MessageStatus.COMPLETED, outputs, last.name, last.index,
+                          _elapsed_ms(started))
+    outcome.meta.update(user_meta)
+    return outcome
 
 
 def _input_value(claimed: Claimed, step: StepConfig, blobs: BlobStore) -> Any:
@@ -76,22 +81,24 @@ def _input_value(claimed: Claimed, step: StepConfig, blobs: BlobStore) -> Any:
 
 
 def _run_chain(claimed: Claimed, step: StepConfig, chain: list[BoundAdapter],
-               value: Any) -> Any:
+               value: Any, user_meta: dict[str, Any]) -> Any:
     for adapter in chain:
         try:
-            value = _call(adapter, claimed, step, value)
+            value = _call(adapter, claimed, step, value, user_meta)
         except Exception as exc:
             raise AdapterFailed(adapter, exc) from exc
     return value
 
 
-def _call(adapter: BoundAdapter, claimed: Claimed, step: StepConfig, value: Any) -> Any:
+def _call(adapter: BoundAdapter, claimed: Claimed, step: StepConfig, value: Any,
+          user_meta: dict[str, Any]) -> Any:
     args: list[Any] = [value]
     if adapter.takes_context:
         args.append(StepContext(
             execution_id=claimed.execution_id, correlation_id=claimed.correlation_id,
             step=step.name, adapter_name=adapter.name, adapter_index=adapter.index,
             attempt=claimed.attempt, item_key=claimed.item_key, logger=log,
+            metadata=user_meta,
         ))
     result = adapter.fn(*args, **adapter.params)
     if inspect.isawaitable(result):
