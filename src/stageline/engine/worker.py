@@ -14,6 +14,7 @@ from uuid import UUID
 
 from stageline.adapters.registry import Handler
 from stageline.domain.config import PipelineConfig
+from stageline.engine.listener import WorkListener
 from stageline.engine.runner import BoundAdapter, bind, run_message
 from stageline.engine.waker import Waker
 from stageline.storage.blobs import BlobStore
@@ -52,6 +53,7 @@ class Worker:
         self._chains: dict[tuple[UUID, int], list[BoundAdapter]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._listener: WorkListener | None = None
         self._pool = ThreadPoolExecutor(self.settings.concurrency,
                                         thread_name_prefix="stageline-handler")
         self.processed = 0
@@ -59,6 +61,9 @@ class Worker:
     # -- lifecycle -------------------------------------------------------
 
     def start(self) -> None:
+        if not self.db.is_sqlite:
+            self._listener = WorkListener(self.db.url, self.waker)
+            self._listener.start()
         self._thread = threading.Thread(target=self.run_forever, name="stageline-worker",
                                         daemon=True)
         self._thread.start()
@@ -69,6 +74,8 @@ class Worker:
         self.waker.notify()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._listener is not None:
+            self._listener.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def run_forever(self) -> None:

@@ -17,6 +17,7 @@ from stageline.domain.status import (
     StepStatus,
 )
 from stageline.store.counters import StepDelta, apply_deltas
+from stageline.store.dialect import notify_work
 from stageline.store.guarded import TransitionConflict, move_execution, move_step
 from stageline.store.ids import new_id
 from stageline.store.progress import settle_execution
@@ -81,6 +82,7 @@ def act(conn: Connection, record: ExecutionRecord, config: PipelineConfig, actio
                                             messages.c.status == MessageStatus.HELD)
                      .values(status=MessageStatus.QUEUED, available_at=now))
         move_execution(conn, record.id, E.RUNNING, updated_at=now)
+        notify_work(conn)
         return settle_execution(conn, record.id, config) or E.RUNNING
     move_step(conn, record.id, step, StepStatus.CANCELLED, decision=decision,
               error_message="rejected in review")
@@ -118,4 +120,6 @@ def interrupt_running(conn: Connection) -> int:
 def resume_interrupted(conn: Connection) -> int:
     result = conn.execute(update(executions).where(executions.c.status == E.INTERRUPTED)
                           .values(status=E.RUNNING, updated_at=utcnow()))
+    if result.rowcount:
+        notify_work(conn)
     return result.rowcount

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -25,3 +25,17 @@ def skip_locked(conn: Connection) -> bool:
     """PostgreSQL lets concurrent claimers pass over each other's rows;
     SQLite has one writer at a time, so a plain select is already exclusive."""
     return conn.dialect.name == "postgresql"
+
+
+WORK_CHANNEL = "stageline_work"
+
+
+def notify_work(conn: Connection) -> None:
+    """Tell listening workers that new work is ready, when this transaction commits.
+
+    PostgreSQL delivers NOTIFY at commit and drops duplicates within one
+    transaction; SQLite has no such channel, and its one-process server wakes
+    its worker in memory instead.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"NOTIFY {WORK_CHANNEL}"))

@@ -15,6 +15,7 @@ from stageline.domain.items import ENTRY_KEY, encode
 from stageline.domain.status import ExecutionStatus, MessageStatus, StageStatus, StepStatus
 from stageline.storage.blobs import BlobStore
 from stageline.store.counters import add_outstanding
+from stageline.store.dialect import notify_work
 from stageline.store.ids import new_id
 from stageline.store.items import NewItem, insert_items, item_rows, offload
 from stageline.store.pipelines import Version
@@ -77,6 +78,7 @@ def create(conn: Connection, tenant_id: UUID, new: NewExecution, blobs: BlobStor
         for index, step in enumerate(config.steps) if step.input == ENTRY_STAGE
     ]
     conn.execute(messages.insert(), entry_messages)
+    notify_work(conn)
     add_outstanding(conn, [(execution_id, m["step_index"]) for m in entry_messages])
     return get(conn, tenant_id, execution_id), True
 

@@ -18,6 +18,7 @@ from stageline.domain.status import (
     StepStatus,
 )
 from stageline.store.counters import add_outstanding
+from stageline.store.dialect import notify_work
 from stageline.store.executions import message_row, steps_of
 from stageline.store.guarded import move_execution, move_step
 from stageline.store.items import count_items
@@ -88,6 +89,7 @@ def _enqueue_collects(conn: Connection, execution_id: UUID, config: PipelineConf
                                 None, execution_id, None, None, now))
     conn.execute(messages.insert(), rows)
     add_outstanding(conn, [(execution_id, i) for i in outcome.enqueue_collect])
+    notify_work(conn)
 
 
 def _finish(conn: Connection, execution_id: UUID, target: ExecutionStatus,

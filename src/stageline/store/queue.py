@@ -20,7 +20,7 @@ from sqlalchemy import Connection, and_, bindparam, or_, select, update
 from stageline.domain.config import PipelineConfig
 from stageline.domain.status import ExecutionStatus, MessageStatus, StageStatus, StepStatus
 from stageline.store.counters import StepDelta, StepKey, apply_deltas
-from stageline.store.dialect import skip_locked
+from stageline.store.dialect import notify_work, skip_locked
 from stageline.store.executions import message_row
 from stageline.store.ids import new_id
 from stageline.store.items import (
@@ -253,7 +253,8 @@ def commit(conn: Connection, outcomes: list[Outcome], configs: ConfigLookup) -> 
     if follow_ups:
         conn.execute(messages.insert(), follow_ups)
     apply_deltas(conn, deltas)
-    _count_retries(conn, kept)
+    if _count_retries(conn, kept) or follow_ups:
+        notify_work(conn)
     report.committed = [o.message.id for o in kept]
     report.new_messages = len(follow_ups)
     for execution_id, config_id in sorted({(o.message.execution_id, o.message.config_id)
@@ -346,7 +347,7 @@ def _follow_ups(kept: list[Outcome], configs: ConfigLookup,
     return deltas, rows
 
 
-def _count_retries(conn: Connection, kept: list[Outcome]) -> None:
+def _count_retries(conn: Connection, kept: list[Outcome]) -> int:
     retries: dict[UUID, int] = defaultdict(int)
     for o in kept:
         if o.status == MessageStatus.QUEUED:
@@ -357,3 +358,4 @@ def _count_retries(conn: Connection, kept: list[Outcome]) -> None:
             .values(retry_count=executions.c.retry_count + bindparam("e_n")),
             [{"e_id": e, "e_n": n} for e, n in retries.items()],
         )
+    return sum(retries.values())
