@@ -19,6 +19,7 @@ from stageline.api.routes import (
     monitoring,
     pipeline_views,
     pipelines,
+    replay,
     sources,
 )
 from stageline.engine.worker import Worker
@@ -61,8 +62,8 @@ def create_app(runtime: Runtime, *, worker: Worker | None = None, open_access: b
     app.state.runtime = runtime
     app.state.auth = Authenticator(runtime.db, runtime.default_tenant, open_access)
     errors.install(app)
-    for module in (health, executions, lineage, monitoring, pipeline_views, pipelines,
-                   sources):
+    for module in (health, executions, replay, lineage, monitoring, pipeline_views,
+                   pipelines, sources):
         app.include_router(module.router)
     app.add_middleware(RequestContext, max_body=runtime.settings.max_body_bytes)
     return app

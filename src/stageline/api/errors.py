@@ -13,12 +13,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stageline.api.middleware import BodyTooLarge
+from stageline.domain.replay import ReplayRejected
 from stageline.domain.status import IllegalTransition
 from stageline.storage.blobs import MissingItem, StorageUnavailable
 from stageline.store.db import DatabaseUnavailable
 from stageline.store.executions import TagInUse, UnknownExecution
 from stageline.store.guarded import TransitionConflict
 from stageline.store.pipelines import UnknownPipeline
+from stageline.store.replay import MissingStoredItems, ParentRunning
 
 log = logging.getLogger("stageline.api")
 
@@ -39,6 +41,8 @@ KNOWN: list[tuple[type[Exception], int, str]] = [
     (TransitionConflict, 409, "invalid_state"),
     (IllegalTransition, 409, "invalid_state"),
     (MissingItem, 409, "stored_item_missing"),
+    (ParentRunning, 409, "parent_running"),
+    (MissingStoredItems, 409, "stored_items_missing"),
     (BodyTooLarge, 413, "payload_too_large"),
     (DatabaseUnavailable, 503, "database_unavailable"),
     (StorageUnavailable, 503, "storage_unavailable"),
@@ -67,6 +71,10 @@ def install(app: FastAPI) -> None:
 
     for exc_type, status, code in KNOWN:
         app.add_exception_handler(exc_type, _mapped(status, code))
+
+    @app.exception_handler(ReplayRejected)
+    async def _replay_rejected(request: Request, exc: ReplayRejected) -> JSONResponse:
+        return error_body(request, 400, exc.code, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -8,8 +8,14 @@ from stageline.domain.status import ExecutionStatus
 from stageline.domain.vocab import SEED_002, SEED_004
 from stageline.schemas.executions import ExecutionDetail, ExecutionResponse, StepCounts
 from stageline.schemas.lineage import LineageEntryResponse
+from stageline.schemas.replay import (
+    PlannedStepResponse,
+    ReplayPlanResponse,
+    ReusedStageResponse,
+)
 from stageline.store.pipelines import Version
 from stageline.store.records import ExecutionRecord, LineageRecord, StepRunRecord
+from stageline.store.replay import ReplayOutcome, ReplayRequest
 
 
 def rfc3339(value: datetime | None) -> str | None:
@@ -70,4 +76,25 @@ def lineage_entry(rec: LineageRecord) -> LineageEntryResponse:
         completed_at=rec.completed_at, duration_ms=rec.duration_ms,
         metadata={**(rec.meta or {}), "item_key": rec.item_key, "attempt": rec.attempt},
         error_info=rec.error_info,
+    )
+
+
+def replay_plan_response(parent: ExecutionRecord, child: Version, req: ReplayRequest,
+                         outcome: ReplayOutcome) -> ReplayPlanResponse:
+    plan = outcome.plan
+    steps = child.config.steps
+    reused = {r.stage: r for r in plan.reused}
+    return ReplayPlanResponse(
+        parent_execution_id=parent.id, config_id=child.config_id,
+        replay_source=req.source.value, from_stage=req.from_stage, to_route=req.to_route,
+        items=outcome.selection.count,
+        reused_stages=[ReusedStageResponse(stage=r.stage, mode=r.mode.value,
+                                           source_step_type=r.source_step,
+                                           source_execution_id=parent.id)
+                       for r in reused.values()],
+        steps=[PlannedStepResponse(
+            step_index=i, step_type=s.name,
+            action="skip" if i in plan.skip_steps else "run",
+            items=outcome.selection.count if i == plan.to_route_index else None)
+            for i, s in enumerate(steps)],
     )

@@ -55,6 +55,20 @@ class BlobStore:
         except OSError as exc:
             raise StorageUnavailable(str(exc)) from exc
 
+    def files_under(self, path: str) -> list[tuple[str, bytes]]:
+        """Every file at or below `path`, as (path relative to it, bytes), in order."""
+        root = self._full(path.strip("/"))
+        try:
+            if not self.fs.exists(root):
+                return []
+            if self.fs.isfile(root):
+                return [(posixpath.basename(root), bytes(self.fs.cat_file(root)))]
+            found = sorted(p for p in self.fs.find(root)
+                           if not posixpath.basename(p).startswith("."))
+            return [(posixpath.relpath(p, root), bytes(self.fs.cat_file(p))) for p in found]
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot list {path}: {exc}") from exc
+
     def url(self, path: str) -> str:
         return f"{self.root}/{path}"
 

@@ -56,7 +56,7 @@ def create(conn: Connection, tenant_id: UUID, new: NewExecution, blobs: BlobStor
         found = _by_idempotency_key(conn, tenant_id, new.idempotency_key)
         if found is not None:
             return found, False
-    if new.tag and _tag_taken(conn, tenant_id, new.tag):
+    if new.tag and tag_taken(conn, tenant_id, new.tag):
         raise TagInUse(f"tag {new.tag!r} is already used by another execution")
     execution_id, now = new_id(), utcnow()
     config = new.version.config
@@ -87,7 +87,9 @@ def step_rows(execution_id: UUID, config: PipelineConfig) -> list[dict[str, Any]
     return [
         {"execution_id": execution_id, "step_index": i, "step_type": s.name,
          "input_stage": s.input, "output_stage": s.output, "status": StepStatus.PENDING,
-         "outstanding": 0, "completed": 0, "failed": 0, "attempts": 0, "handler_seconds": 0.0}
+         "outstanding": 0, "completed": 0, "failed": 0, "attempts": 0, "handler_seconds": 0.0,
+         "started_at": None, "finished_at": None, "source_step_type": None,
+         "source_execution_id": None, "checkpoint_id": None}
         for i, s in enumerate(config.steps)
     ]
 
@@ -128,7 +130,7 @@ def _by_idempotency_key(conn: Connection, tenant_id: UUID, key: str) -> Executio
     return None if row is None else ExecutionRecord.from_row(row)
 
 
-def _tag_taken(conn: Connection, tenant_id: UUID, tag: str) -> bool:
+def tag_taken(conn: Connection, tenant_id: UUID, tag: str) -> bool:
     return conn.execute(select(executions.c.id).where(
         executions.c.tenant_id == tenant_id, executions.c.tag == tag)).first() is not None
 

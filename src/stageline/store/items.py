@@ -91,7 +91,7 @@ def insert_items(conn: Connection, rows: list[dict[str, Any]]) -> None:
     insert_ignoring_conflicts(conn, stage_items, rows, "execution_id", "stage_name", "item_key")
 
 
-def _to_item(row: Any) -> StoredItem:
+def to_item(row: Any) -> StoredItem:
     return StoredItem(row.execution_id, row.stage_name, row.item_key, row.correlation_id,
                       row.content_type, row.size, row.content_hash, row.data,
                       row.storage_path, row.created_at)
@@ -103,7 +103,7 @@ def get_items(conn: Connection, execution_id: UUID, stage: str,
         stage_items.c.execution_id == execution_id, stage_items.c.stage_name == stage,
         stage_items.c.item_key.in_(keys),
     ))
-    return {r.item_key: _to_item(r) for r in rows}
+    return {r.item_key: to_item(r) for r in rows}
 
 
 def list_items(conn: Connection, execution_id: UUID, stage: str, *,
@@ -119,7 +119,7 @@ def list_items(conn: Connection, execution_id: UUID, stage: str, *,
     query = query.order_by(stage_items.c.item_key)
     if limit is not None:
         query = query.limit(limit)
-    return [_to_item(r) for r in conn.execute(query)]
+    return [to_item(r) for r in conn.execute(query)]
 
 
 def count_items(conn: Connection, execution_id: UUID, stage: str) -> int:

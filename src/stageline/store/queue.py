@@ -29,9 +29,9 @@ from stageline.store.items import (
     get_items,
     insert_items,
     item_rows,
-    list_items,
 )
 from stageline.store.progress import settle_execution
+from stageline.store.stages import read_stage
 from stageline.store.tables import executions, lineage_entries, messages, step_runs
 from stageline.store.types import utcnow
 
@@ -155,7 +155,7 @@ def _with_inputs(conn: Connection, rows: Sequence[Any], leases: list[dict[str, A
     for r, lease in zip(rows, leases, strict=True):
         stage = configs(r.config_id).steps[r.step_index].input
         if r.item_key is None:
-            inputs = list_items(conn, r.input_execution_id, stage)
+            inputs = read_stage(conn, r.input_execution_id, stage)
         else:
             item = found.get((r.input_execution_id, stage, r.item_key))
             inputs = [item] if item else []

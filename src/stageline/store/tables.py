@@ -213,3 +213,14 @@ stage_items = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("execution_id", "stage_name", "item_key", name="uq_stage_items_key"),
 )
+
+stage_sources = Table(
+    "stage_sources", metadata,
+    # A child execution's stage that it reads (wholly or in part) from another
+    # execution: replays refer to their parent's items instead of copying them.
+    Column("execution_id", Uuid, ForeignKey("executions.id"), primary_key=True),
+    Column("stage_name", String(128), primary_key=True),
+    Column("source_execution_id", Uuid, nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("producer_step", Integer),  # the child's step writing its own items, for FILL
+)

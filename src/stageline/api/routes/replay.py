@@ -1,0 +1,69 @@
+"""Replay (seed 002) and the replays of an execution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+
+from stageline.api.deps import RuntimeDep, TenantDep
+from stageline.api.views import execution_response, replay_plan_response
+from stageline.domain.replay import ReplaySource
+from stageline.schemas.errors import ErrorResponse, HTTPValidationError
+from stageline.schemas.executions import ExecutionResponse
+from stageline.schemas.replay import ExecutionReplayRequest, ReplayPlanResponse
+from stageline.store import executions, pipelines, replay
+from stageline.store.executions import ExecutionFilter
+from stageline.store.replay import ReplayRequest
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Unknown stage or route, or a route that "
+          "does not consume the stage"},
+    404: {"model": ErrorResponse, "description": "Resource not found"},
+    409: {"model": ErrorResponse, "description": "Parent still running, tag in use, or "
+          "stored items missing"},
+    422: {"model": HTTPValidationError, "description": "Validation Error"},
+    503: {"model": ErrorResponse, "description": "Database or storage unavailable"},
+}
+router = APIRouter(prefix="/api/v1/executions", tags=["replay"], responses=ERRORS)
+
+
+@router.post("/{execution_id}/replay", status_code=status.HTTP_201_CREATED,
+             response_model=ExecutionResponse | ReplayPlanResponse)
+def replay_execution(execution_id: str, body: ExecutionReplayRequest, runtime: RuntimeDep,
+                     tenant: TenantDep, response: Response
+                     ) -> ExecutionResponse | ReplayPlanResponse:
+    """Replay an execution from a stage into a route, optionally on another version.
+
+    Creates a child execution linked to the parent, reusing the parent's earlier
+    stages by reference, and publishes one message per selected item into
+    `to_route`. With `dry_run`, answers the plan (200) and creates nothing.
+    """
+    request = ReplayRequest(ReplaySource(body.replay_source), body.from_stage, body.to_route,
+                            body.from_path, body.metadata, body.tag, body.skip_cache)
+    with runtime.db.write() as conn:
+        parent = executions.resolve(conn, tenant, execution_id)
+        parent_version = runtime.version(conn, tenant, parent.config_id)
+        child = (pipelines.by_config_id(conn, tenant, body.config_id) if body.config_id
+                 else parent_version)
+        outcome = replay.start(conn, parent, parent_version.config, child, request,
+                               runtime.blobs, runtime.settings.inline_limit,
+                               dry_run=body.dry_run, cancel_running=body.cancel_running)
+        if outcome.child_id is None:
+            response.status_code = status.HTTP_200_OK
+            return replay_plan_response(parent, child, request, outcome)
+        record = executions.get(conn, tenant, outcome.child_id)
+    runtime.waker.notify()
+    return execution_response(record)
+
+
+@router.get("/{execution_id}/replays", response_model=list[ExecutionResponse])
+def list_replays(execution_id: str, runtime: RuntimeDep,
+                 tenant: TenantDep) -> list[ExecutionResponse]:
+    """The direct replays of an execution, newest first (each may have its own)."""
+    with runtime.db.read() as conn:
+        parent = executions.resolve(conn, tenant, execution_id)
+        children = executions.list_page(conn, tenant,
+                                        ExecutionFilter(parent_execution_id=parent.id), 1000,
+                                        None)
+    return [execution_response(c) for c in children]

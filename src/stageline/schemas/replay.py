@@ -1,0 +1,63 @@
+"""Seed 002: the replay request, and Stageline's dry-run plan."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ExecutionReplayRequest(BaseModel):
+    """Request to replay a pipeline execution.
+
+    The execution to replay is named by the `execution_id` path parameter (an
+    id or a tag). With `config_id`, the steps from `to_route` on come from that
+    pipeline version; the stages before it come from the parent.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    replay_source: Literal["storage", "lineage", "manual"] = Field(
+        description="Type of replay")
+    from_stage: str = Field(min_length=1, max_length=128,
+                            description="Pipeline stage to replay from (e.g. 'markdown_segmented')")
+    to_route: str = Field(min_length=1, max_length=128,
+                          description="Target route name (e.g. 'embedding_generator')")
+    from_path: str | None = Field(default=None, min_length=1, max_length=1024)
+    metadata: dict[str, Any] | None = None
+    tag: str | None = Field(default=None, min_length=1, max_length=200)
+    config_id: UUID | None = None
+    dry_run: bool = Field(default=False, description="Answer the plan; create nothing")
+    cancel_running: bool = Field(default=False,
+                                 description="Cancel the parent first if it is still running")
+    skip_cache: bool = False
+
+
+class ReusedStageResponse(BaseModel):
+    stage: str
+    mode: Literal["all", "fill"]
+    source_step_type: str | None
+    source_execution_id: UUID
+
+
+class PlannedStepResponse(BaseModel):
+    step_index: int
+    step_type: str
+    action: Literal["run", "skip"]
+    items: int | None = Field(default=None,
+                              description="messages published into this step now (to_route)")
+
+
+class ReplayPlanResponse(BaseModel):
+    """What a replay would do: nothing has been created."""
+
+    dry_run: Literal[True] = True
+    parent_execution_id: UUID
+    config_id: UUID
+    replay_source: Literal["storage", "lineage", "manual"]
+    from_stage: str
+    to_route: str
+    items: int
+    reused_stages: list[ReusedStageResponse]
+    steps: list[PlannedStepResponse]

@@ -1,0 +1,274 @@
+"""Replay from a stage: the three sources, reuse by reference, cross-config, errors."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from uuid import UUID
+
+import pytest
+from sqlalchemy import func, select
+
+from stageline import Fatal, Pipeline
+from stageline.domain.replay import ReplayRejected, ReplaySource
+from stageline.runtime import Runtime
+from stageline.store import executions, lineage, replay
+from stageline.store.executions import NewExecution, TagInUse
+from stageline.store.records import ExecutionRecord
+from stageline.store.replay import MissingStoredItems, ParentRunning, ReplayRequest
+from stageline.store.stages import read_stage
+from stageline.store.tables import stage_items
+
+CALLS: dict[str, int] = {}
+BROKEN: set[int] = set()
+
+
+def _count(name: str) -> None:
+    CALLS[name] = CALLS.get(name, 0) + 1
+
+
+def build(name: str = "ingest", fixed: bool = False, scale: int = 1) -> Pipeline:
+    p = Pipeline(name)
+
+    @p.step(output="markdown")
+    def to_markdown(doc: dict[str, Any]) -> dict[str, Any]:
+        _count("to_markdown")
+        return {"n": doc["n"]}
+
+    @p.step(output="markdown_segmented", fan_out=True)
+    def segment(md: dict[str, Any]) -> list[int]:
+        _count("segment")
+        return list(range(md["n"]))
+
+    @p.step(output="embeddings")
+    def embedding_generator(chunk: int) -> list[int]:
+        _count("embedding_generator")
+        if chunk in BROKEN and not fixed:
+            raise Fatal(f"cannot embed chunk {chunk}")
+        return [chunk * scale]
+
+    @p.step(output="index", collect=True)
+    def index(vectors: list[list[int]]) -> dict[str, int]:
+        _count("index")
+        return {"count": len(vectors), "sum": sum(v[0] for v in vectors)}
+
+    return p
+
+
+def run_to_end(runtime: Runtime, execution_id: UUID, timeout: float = 60) -> ExecutionRecord:
+    worker = runtime.worker()
+    deadline = time.monotonic() + timeout
+    assert runtime.default_tenant is not None
+    while time.monotonic() < deadline:
+        worker.run_until_idle()
+        with runtime.db.read() as conn:
+            record = executions.get(conn, runtime.default_tenant, execution_id)
+        if record.status not in ("pending", "running"):
+            return record
+        time.sleep(0.02)
+    raise AssertionError("execution did not end")
+
+
+def start(runtime: Runtime, pipeline: Pipeline, n: int) -> ExecutionRecord:
+    runtime.handlers.update(pipeline.handlers)
+    runtime.register([pipeline])
+    assert runtime.default_tenant is not None
+    with runtime.db.write() as conn:
+        record, _ = executions.create(conn, runtime.default_tenant, NewExecution(
+            runtime.versions[pipeline.name], {"n": n}), runtime.blobs,
+            runtime.settings.inline_limit)
+    return run_to_end(runtime, record.id)
+
+
+def do_replay(runtime: Runtime, parent: ExecutionRecord, req: ReplayRequest,
+              child_pipeline: Pipeline | None = None, **kw: Any) -> replay.ReplayOutcome:
+    assert runtime.default_tenant is not None
+    if child_pipeline is not None:
+        runtime.handlers.update(child_pipeline.handlers)
+        runtime.register([child_pipeline])
+    with runtime.db.write() as conn:
+        parent_version = runtime.version(conn, runtime.default_tenant, parent.config_id)
+        child = parent_version
+        if child_pipeline is not None:
+            child = runtime.versions[child_pipeline.name]
+        return replay.start(conn, parent, parent_version.config, child, req, runtime.blobs,
+                            runtime.settings.inline_limit, **kw)
+
+
+def item_rows(runtime: Runtime, execution_id: UUID) -> int:
+    with runtime.db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(stage_items).where(
+            stage_items.c.execution_id == execution_id)).scalar_one())
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    CALLS.clear()
+    BROKEN.clear()
+
+
+def test_lineage_replay_reruns_only_failed_items_after_a_fix(runtime: Runtime) -> None:
+    BROKEN.update({3, 50, 99})
+    parent = start(runtime, build(), 100)
+    assert parent.status == "failed"
+    CALLS.clear()
+    fixed = build(fixed=True)  # same name: a new version of the pipeline
+    outcome = do_replay(runtime, parent, ReplayRequest(
+        ReplaySource.LINEAGE, "markdown_segmented", "embedding_generator"), fixed)
+    assert outcome.selection.count == 3 and outcome.child_id is not None
+    child = run_to_end(runtime, outcome.child_id)
+    assert child.status == "completed"
+    assert CALLS == {"embedding_generator": 3, "index": 1}  # nothing before to_route ran
+    assert child.result == {"count": 100, "sum": sum(range(100))}
+    assert child.parent_execution_id == parent.id and child.root_execution_id == parent.id
+    assert child.replay_source == "lineage"
+    with runtime.db.read() as conn:
+        seen = read_stage(conn, child.id, "embeddings")
+        assert len(seen) == 100
+        _, entries = lineage.for_execution(conn, child.id, 10000)
+    replayed = [e for e in entries if e.route_id == "embedding_generator"]
+    assert len(replayed) == 3
+    assert all(e.replay_batch_id == child.replay_batch_id for e in replayed)
+    assert all(e.parent_correlation_id for e in replayed)
+    # reference, not copy: the child stored only the 3 new embeddings and the index
+    assert item_rows(runtime, child.id) == 4
+
+
+def test_storage_replay_recomputes_stage_from_parent_items(runtime: Runtime) -> None:
+    parent = start(runtime, build(), 20)
+    CALLS.clear()
+    outcome = do_replay(runtime, parent, ReplayRequest(
+        ReplaySource.STORAGE, "markdown_segmented", "embedding_generator"),
+        build(scale=10))
+    assert outcome.child_id is not None
+    child = run_to_end(runtime, outcome.child_id)
+    assert child.status == "completed"
+    assert CALLS == {"embedding_generator": 20, "index": 1}
+    assert child.result == {"count": 20, "sum": 10 * sum(range(20))}
+    with runtime.db.read() as conn:
+        steps = executions.steps_of(conn, child.id)
+    assert [s.status for s in steps] == ["skipped", "skipped", "completed", "completed"]
+    assert steps[1].source_step_type == "segment"
+
+
+def test_storage_replay_narrowed_by_from_path(runtime: Runtime) -> None:
+    parent = start(runtime, build(), 20)
+    outcome = do_replay(runtime, parent, ReplayRequest(
+        ReplaySource.STORAGE, "markdown_segmented", "embedding_generator",
+        from_path="0/0001"))
+    assert outcome.selection.count == 10  # keys 0/00010 .. 0/00019
+    assert outcome.child_id is not None
+    child = run_to_end(runtime, outcome.child_id)
+    assert child.result == {"count": 20, "sum": sum(range(20))}
+
+
+def test_manual_replay_uses_uploaded_items(runtime: Runtime) -> None:
+    parent = start(runtime, build(), 5)
+    upload = runtime.blobs.fs
+    root = f"{runtime.settings.storage}/corrections/0"
+    upload.makedirs(root, exist_ok=True)
+    upload.pipe_file(f"{root}/00002.json", b"100")
+    outcome = do_replay(runtime, parent, ReplayRequest(
+        ReplaySource.MANUAL, "markdown_segmented", "embedding_generator",
+        from_path="corrections"))
+    assert outcome.selection.count == 1 and outcome.child_id is not None
+    child = run_to_end(runtime, outcome.child_id)
+    assert child.result == {"count": 5, "sum": 0 + 1 + 100 + 3 + 4}
+
+
+def test_replay_of_a_replay_chains_to_the_root(runtime: Runtime) -> None:
+    BROKEN.update({1})
+    parent = start(runtime, build(), 4)
+    first = do_replay(runtime, parent, ReplayRequest(
+        ReplaySource.STORAGE, "markdown_segmented", "embedding_generator"))
+    assert first.child_id is not None
+    child = run_to_end(runtime, first.child_id)
+    assert child.status == "failed"
+    second = do_replay(runtime, child, ReplayRequest(
+        ReplaySource.LINEAGE, "markdown_segmented", "embedding_generator"), build(fixed=True))
+    assert second.selection.count == 1 and second.child_id is not None
+    grandchild = run_to_end(runtime, second.child_id)
+    assert grandchild.status == "completed"
+    assert grandchild.root_execution_id == parent.id
+    assert grandchild.result == {"count": 4, "sum": 6}
+
+
+def test_dry_run_creates_nothing(runtime: Runtime) -> None:
+    parent = start(runtime, build(), 10)
+    outcome = do_replay(runtime, parent, ReplayRequest(
+        ReplaySource.STORAGE, "markdown_segmented", "embedding_generator"), dry_run=True)
+    assert outcome.child_id is None and outcome.selection.count == 10
+    assert outcome.plan.skip_steps == [0, 1] and outcome.plan.run_steps == [2, 3]
+    assert runtime.default_tenant is not None
+    with runtime.db.read() as conn:
+        page = executions.list_page(conn, runtime.default_tenant,
+                                    executions.ExecutionFilter(), 10, None)
+    assert [e.id for e in page] == [parent.id]
+
+
+@pytest.mark.parametrize(("from_stage", "to_route", "code"), [
+    ("nope", "embedding_generator", "unknown_stage"),
+    ("markdown_segmented", "nope", "unknown_route"),
+    ("markdown", "embedding_generator", "route_does_not_consume_stage"),
+])
+def test_bad_stage_or_route_is_rejected(runtime: Runtime, from_stage: str, to_route: str,
+                                        code: str) -> None:
+    parent = start(runtime, build(), 3)
+    with pytest.raises(ReplayRejected) as info:
+        do_replay(runtime, parent, ReplayRequest(ReplaySource.STORAGE, from_stage, to_route))
+    assert info.value.code == code
+
+
+def test_manual_needs_from_path_and_tag_must_be_free(runtime: Runtime) -> None:
+    parent = start(runtime, build(), 3)
+    with pytest.raises(ReplayRejected):
+        do_replay(runtime, parent, ReplayRequest(
+            ReplaySource.MANUAL, "markdown_segmented", "embedding_generator"))
+    do_replay(runtime, parent, ReplayRequest(
+        ReplaySource.STORAGE, "markdown_segmented", "embedding_generator", tag="r1"))
+    with pytest.raises(TagInUse):
+        do_replay(runtime, parent, ReplayRequest(
+            ReplaySource.STORAGE, "markdown_segmented", "embedding_generator", tag="r1"))
+
+
+def test_missing_stored_bytes_fail_before_anything_is_created(runtime: Runtime) -> None:
+    pipeline = Pipeline("big")
+
+    @pipeline.step(output="parts", fan_out=True)
+    def parts(doc: dict[str, Any]) -> list[str]:
+        return ["x" * 5000 for _ in range(3)]  # over the test inline limit: in storage
+
+    @pipeline.step(output="sizes")
+    def size(part: str) -> int:
+        return len(part)
+
+    parent = start(runtime, pipeline, 0)
+    with runtime.db.read() as conn:
+        stored = read_stage(conn, parent.id, "parts")
+    assert stored[0].storage_path is not None
+    runtime.blobs.fs.rm(f"{runtime.settings.storage}/{stored[0].storage_path}")
+    before = item_rows(runtime, parent.id)
+    with pytest.raises(MissingStoredItems):
+        do_replay(runtime, parent, ReplayRequest(ReplaySource.STORAGE, "parts", "size"))
+    assert item_rows(runtime, parent.id) == before
+    assert runtime.default_tenant is not None
+    with runtime.db.read() as conn:
+        assert len(executions.list_page(conn, runtime.default_tenant,
+                                        executions.ExecutionFilter(), 10, None)) == 1
+
+
+def test_running_parent_is_refused_unless_cancelled(runtime: Runtime) -> None:
+    pipeline = build()
+    runtime.handlers.update(pipeline.handlers)
+    runtime.register([pipeline])
+    assert runtime.default_tenant is not None
+    with runtime.db.write() as conn:
+        parent, _ = executions.create(conn, runtime.default_tenant, NewExecution(
+            runtime.versions[pipeline.name], {"n": 3}), runtime.blobs, 1024)
+    with pytest.raises(ParentRunning):
+        do_replay(runtime, parent, ReplayRequest(ReplaySource.STORAGE, "input", "to_markdown"))
+    outcome = do_replay(runtime, parent, ReplayRequest(
+        ReplaySource.STORAGE, "input", "to_markdown"), cancel_running=True)
+    assert outcome.child_id is not None
+    child = run_to_end(runtime, outcome.child_id)
+    assert child.status == "completed"
