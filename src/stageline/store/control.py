@@ -20,6 +20,7 @@ from stageline.store.counters import StepDelta, apply_deltas
 from stageline.store.dialect import notify_work
 from stageline.store.guarded import TransitionConflict, move_execution, move_step
 from stageline.store.ids import new_id
+from stageline.store.pipelines import config_of
 from stageline.store.progress import settle_execution
 from stageline.store.records import ExecutionRecord
 from stageline.store.tables import executions, lineage_entries, messages, step_runs
@@ -101,20 +102,36 @@ def _cancel_open_steps(conn: Connection, execution_id: UUID) -> None:
 
 
 def interrupt_running(conn: Connection) -> int:
-    """On an embedded server's stop: what was running resumes at next start."""
-    result = conn.execute(update(executions).where(
-        executions.c.status.in_([E.PENDING, E.RUNNING])).values(
-        status=E.INTERRUPTED, updated_at=utcnow()))
+    """On an embedded server's stop: what was running resumes at next start.
+
+    Attempts in flight are given back: their messages queue again for an
+    interrupted execution, and are cancelled for one already being cancelled.
+    """
+    now = utcnow()
+    stopped = [r.id for r in conn.execute(
+        update(executions).where(executions.c.status.in_([E.PENDING, E.RUNNING]))
+        .values(status=E.INTERRUPTED, updated_at=now).returning(executions.c.id))]
     in_flight = select(messages.c.lineage_id).where(messages.c.status == MessageStatus.LEASED)
     conn.execute(update(lineage_entries).where(
         lineage_entries.c.id.in_(in_flight),
         lineage_entries.c.stage_status == StageStatus.PROCESSING).values(
-        stage_status=StageStatus.FAILED, completed_at=utcnow(),
+        stage_status=StageStatus.FAILED, completed_at=now,
         error_info={"type": "Interrupted", "message": "the service stopped mid-attempt"}))
-    conn.execute(update(messages).where(messages.c.status == MessageStatus.LEASED).values(
-        status=MessageStatus.QUEUED, lease_owner=None, lease_token=None,
-        lease_expires_at=None))
-    return result.rowcount
+    conn.execute(update(messages).where(
+        messages.c.status == MessageStatus.LEASED, messages.c.execution_id.in_(stopped))
+        .values(status=MessageStatus.QUEUED, lease_owner=None, lease_token=None,
+                lease_expires_at=None))
+    _drop_leases_of_cancelling(conn)
+    return len(stopped)
+
+
+def _drop_leases_of_cancelling(conn: Connection) -> None:
+    draining = conn.execute(select(executions).where(
+        executions.c.status == E.CANCELLING)).all()
+    for row in draining:
+        record = ExecutionRecord.from_row(row)
+        _cancel_waiting(conn, record, [MessageStatus.LEASED])
+        settle_execution(conn, record.id, config_of(conn, record.config_id))
 
 
 def resume_interrupted(conn: Connection) -> int:

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Row, Select, func, select
+from sqlalchemy import Connection, Row, Select, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from stageline.domain.config import PipelineConfig
 from stageline.store.ids import new_id
@@ -25,8 +26,43 @@ class Version:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class VersionInfo:
+    """A version without its config, as listed."""
+
+    config_id: UUID
+    pipeline: str
+    version: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PipelineInfo:
+    """A pipeline with its latest version."""
+
+    id: UUID
+    name: str
+    created_at: datetime
+    archived_at: datetime | None
+    latest_version: int
+    latest_config_id: UUID
+    updated_at: datetime  # when the latest version was created
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
+
+
 class UnknownPipeline(LookupError):
     pass
+
+
+class PipelineExists(Exception):
+    """The tenant already has a pipeline of that name (archived or not)."""
+
+
+class PipelineArchived(Exception):
+    """The pipeline is archived: it takes no new versions and starts no executions."""
 
 
 def register(conn: Connection, tenant_id: UUID, config: PipelineConfig) -> Version:
@@ -43,12 +79,64 @@ def register(conn: Connection, tenant_id: UUID, config: PipelineConfig) -> Versi
         select(func.coalesce(func.max(pipeline_versions.c.version), 0))
         .where(pipeline_versions.c.pipeline_id == pipeline_id)
     ).scalar_one() + 1
+    return _insert_version(conn, pipeline_id, number, config)
+
+
+def create(conn: Connection, tenant_id: UUID, config: PipelineConfig) -> Version:
+    """A new pipeline with `config` as its version 1.
+
+    Raises PipelineExists when the tenant already has a pipeline of that name.
+    """
+    if _pipeline_row(conn, tenant_id, config.name) is not None:
+        raise PipelineExists(f"pipeline {config.name!r} already exists")
+    pipeline_id = new_id()
+    try:
+        conn.execute(pipelines.insert().values(id=pipeline_id, tenant_id=tenant_id,
+                                               name=config.name, created_at=utcnow()))
+    except IntegrityError as exc:  # created concurrently by another transaction
+        raise PipelineExists(f"pipeline {config.name!r} already exists") from exc
+    return _insert_version(conn, pipeline_id, 1, config)
+
+
+def publish(conn: Connection, tenant_id: UUID, config: PipelineConfig) -> tuple[Version, bool]:
+    """A new version of the pipeline named by `config`, unless it equals the latest.
+
+    Returns the version and whether it was created. Only the latest version
+    counts: publishing an older config again makes it the newest version.
+    Raises UnknownPipeline or PipelineArchived.
+    """
+    row = _pipeline_row(conn, tenant_id, config.name, lock=True)
+    if row is None:
+        raise UnknownPipeline(f"unknown pipeline {config.name!r}")
+    if row.archived_at is not None:
+        raise PipelineArchived(f"pipeline {config.name!r} is archived")
+    latest = conn.execute(
+        select(pipeline_versions.c.version, pipeline_versions.c.config_hash)
+        .where(pipeline_versions.c.pipeline_id == row.id)
+        .order_by(pipeline_versions.c.version.desc()).limit(1)
+    ).one()
+    if latest.config_hash == config.config_hash():
+        return find(conn, tenant_id, config.name, latest.version), False
+    return _insert_version(conn, row.id, latest.version + 1, config), True
+
+
+def _insert_version(conn: Connection, pipeline_id: UUID, number: int,
+                    config: PipelineConfig) -> Version:
     config_id, now = new_id(), utcnow()
     conn.execute(pipeline_versions.insert().values(
         config_id=config_id, pipeline_id=pipeline_id, version=number,
-        config_snapshot=config.snapshot(), config_hash=digest, created_at=now,
+        config_snapshot=config.snapshot(), config_hash=config.config_hash(), created_at=now,
     ))
     return Version(config_id, pipeline_id, config.name, number, config, now)
+
+
+def _pipeline_row(conn: Connection, tenant_id: UUID, name: str,
+                  lock: bool = False) -> Row[Any] | None:
+    """The pipeline's row; `lock` holds it until commit (PostgreSQL: SELECT … FOR UPDATE;
+    SQLite has one writer at a time, so the clause is left out there)."""
+    query: Select[Any] = select(pipelines.c.id, pipelines.c.archived_at).where(
+        pipelines.c.tenant_id == tenant_id, pipelines.c.name == name)
+    return conn.execute(query.with_for_update() if lock else query).first()
 
 
 def _ensure_pipeline(conn: Connection, tenant_id: UUID, name: str) -> UUID:
@@ -105,3 +193,83 @@ def config_of(conn: Connection, config_id: UUID) -> PipelineConfig:
         .where(pipeline_versions.c.config_id == config_id)
     ).scalar_one()
     return PipelineConfig.model_validate(snapshot)
+
+
+def is_archived(conn: Connection, pipeline_id: UUID) -> bool:
+    """Whether the pipeline is archived, and so may not start new executions."""
+    archived_at = conn.execute(
+        select(pipelines.c.archived_at).where(pipelines.c.id == pipeline_id)
+    ).scalar()
+    return archived_at is not None
+
+
+def archive(conn: Connection, tenant_id: UUID, name: str) -> PipelineInfo:
+    """Archive a pipeline; archiving it again changes nothing.
+
+    Executions already started finish on their version.
+    """
+    conn.execute(
+        update(pipelines)
+        .where(pipelines.c.tenant_id == tenant_id, pipelines.c.name == name,
+               pipelines.c.archived_at.is_(None))
+        .values(archived_at=utcnow())
+    )
+    return get_info(conn, tenant_id, name)
+
+
+def get_info(conn: Connection, tenant_id: UUID, name: str) -> PipelineInfo:
+    """A pipeline by name, archived or not, with its latest version."""
+    row = conn.execute(
+        _info_query().where(pipelines.c.tenant_id == tenant_id, pipelines.c.name == name)
+    ).first()
+    if row is None:
+        raise UnknownPipeline(f"unknown pipeline {name!r}")
+    return _to_info(row)
+
+
+def list_page(conn: Connection, tenant_id: UUID, *, include_archived: bool, limit: int,
+              cursor: tuple[datetime, UUID] | None) -> list[PipelineInfo]:
+    """Newest first; the cursor is the (created_at, id) of the last pipeline seen."""
+    query = _info_query().where(pipelines.c.tenant_id == tenant_id)
+    if not include_archived:
+        query = query.where(pipelines.c.archived_at.is_(None))
+    if cursor is not None:
+        created, last_id = cursor
+        query = query.where(or_(pipelines.c.created_at < created,
+                                and_(pipelines.c.created_at == created,
+                                     pipelines.c.id < last_id)))
+    query = query.order_by(pipelines.c.created_at.desc(), pipelines.c.id.desc()).limit(limit)
+    return [_to_info(row) for row in conn.execute(query)]
+
+
+def versions_page(conn: Connection, tenant_id: UUID, name: str, *, limit: int,
+                  before: int | None) -> list[VersionInfo]:
+    """A pipeline's versions, newest first, numbered below `before` when given."""
+    row = _pipeline_row(conn, tenant_id, name)
+    if row is None:
+        raise UnknownPipeline(f"unknown pipeline {name!r}")
+    query = select(pipeline_versions.c.config_id, pipeline_versions.c.version,
+                   pipeline_versions.c.created_at).where(pipeline_versions.c.pipeline_id == row.id)
+    if before is not None:
+        query = query.where(pipeline_versions.c.version < before)
+    query = query.order_by(pipeline_versions.c.version.desc()).limit(limit)
+    return [VersionInfo(r.config_id, name, r.version, r.created_at) for r in conn.execute(query)]
+
+
+def _info_query() -> Select[Any]:
+    latest_number = (
+        select(func.max(pipeline_versions.c.version))
+        .where(pipeline_versions.c.pipeline_id == pipelines.c.id)
+        .correlate(pipelines).scalar_subquery()
+    )
+    return select(
+        pipelines.c.id, pipelines.c.name, pipelines.c.created_at, pipelines.c.archived_at,
+        pipeline_versions.c.version, pipeline_versions.c.config_id,
+        pipeline_versions.c.created_at.label("updated_at"),
+    ).join(pipeline_versions, and_(pipeline_versions.c.pipeline_id == pipelines.c.id,
+                                   pipeline_versions.c.version == latest_number))
+
+
+def _to_info(row: Row[Any]) -> PipelineInfo:
+    return PipelineInfo(row.id, row.name, row.created_at, row.archived_at, row.version,
+                        row.config_id, row.updated_at)

@@ -1,125 +1,158 @@
-"""Applying `domain.progress.settle` to one execution, inside the caller's
-transaction."""
+"""Applying `domain.progress.settle` to executions, inside the caller's
+transaction, with a fixed number of statements per batch."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select, tuple_
 
 from stageline.domain.config import PipelineConfig
+from stageline.domain.graph import topological_order
 from stageline.domain.items import decode
-from stageline.domain.progress import Settlement, StepProgress, settle
-from stageline.domain.status import (
-    EXECUTION_TERMINAL,
-    STEP_TERMINAL,
-    ExecutionStatus,
-    StepStatus,
-)
+from stageline.domain.progress import StepChange, StepProgress, settle
+from stageline.domain.status import EXECUTION_TERMINAL, ExecutionStatus, StepStatus
 from stageline.store.counters import add_outstanding
 from stageline.store.dialect import notify_work
-from stageline.store.executions import message_row, steps_of
-from stageline.store.guarded import move_execution, move_step
-from stageline.store.items import count_items
-from stageline.store.records import StepRunRecord
-from stageline.store.tables import executions, messages, stage_items
+from stageline.store.executions import message_row
+from stageline.store.guarded import move_executions, move_steps
+from stageline.store.tables import executions, messages, stage_items, step_runs
 from stageline.store.types import utcnow
+
+# Only what settling reads: lighter than whole rows on the hot path.
+_STEP_COLUMNS = (step_runs.c.execution_id, step_runs.c.step_index, step_runs.c.step_type,
+                 step_runs.c.status, step_runs.c.outstanding, step_runs.c.completed,
+                 step_runs.c.failed, step_runs.c.error_message)
+DONE = (ExecutionStatus.COMPLETED, ExecutionStatus.COMPLETED_WITH_ERRORS)
+
+
+@dataclass(frozen=True)
+class Ending:
+    execution_id: UUID
+    target: ExecutionStatus
+    config: PipelineConfig
+    errors: list[str]
 
 
 def settle_execution(conn: Connection, execution_id: UUID,
                      config: PipelineConfig) -> ExecutionStatus | None:
-    """Move steps and the execution on as far as the counters allow.
+    """Move one execution's steps and status on as far as the counters allow.
 
     Returns the execution's new status when it changed.
     """
-    status = ExecutionStatus(conn.execute(
-        select(executions.c.status).where(executions.c.id == execution_id)).scalar_one())
-    steps = steps_of(conn, execution_id)
-    outcome = settle(status, progress_of(config, steps))
-    if outcome.empty:
-        return None
-    _apply_steps(conn, execution_id, outcome)
-    _enqueue_collects(conn, execution_id, config, steps, outcome)
-    if outcome.execution is not None and outcome.execution != status:
-        _finish(conn, execution_id, outcome.execution, config, steps, outcome)
-        return outcome.execution
-    return None
+    return settle_executions(conn, [(execution_id, config)]).get(execution_id)
 
 
-def progress_of(config: PipelineConfig, steps: list[StepRunRecord]) -> list[StepProgress]:
+def settle_executions(conn: Connection,
+                      targets: list[tuple[UUID, PipelineConfig]]) -> dict[UUID, ExecutionStatus]:
+    """Settle a batch of executions; returns those whose status changed."""
+    ids = [execution_id for execution_id, _ in targets]
+    statuses = {r.id: ExecutionStatus(r.status) for r in conn.execute(
+        select(executions.c.id, executions.c.status).where(executions.c.id.in_(ids)))}
+    steps = _steps_by_execution(conn, ids)
+    changes: list[tuple[UUID, StepChange]] = []
+    collects: list[tuple[UUID, PipelineConfig, int]] = []
+    endings: list[Ending] = []
+    for execution_id, config in targets:
+        rows = steps[execution_id]
+        outcome = settle(statuses[execution_id], progress_of(config, rows))
+        changes += [(execution_id, change) for change in outcome.steps]
+        collects += [(execution_id, config, index) for index in outcome.enqueue_collect]
+        if outcome.execution is not None and outcome.execution != statuses[execution_id]:
+            errors = [c.error_message for c in outcome.steps if c.error_message]
+            errors += [r.error_message for r in rows if r.error_message]
+            endings.append(Ending(execution_id, outcome.execution, config, errors))
+    move_steps(conn, changes)
+    _enqueue_collects(conn, collects)
+    _finish(conn, endings)
+    return {e.execution_id: e.target for e in endings}
+
+
+def _steps_by_execution(conn: Connection, ids: list[UUID]) -> dict[UUID, list[Any]]:
+    found: dict[UUID, list[Any]] = defaultdict(list)
+    for row in conn.execute(select(*_STEP_COLUMNS).where(step_runs.c.execution_id.in_(ids))):
+        found[row.execution_id].append(row)
+    return found
+
+
+def progress_of(config: PipelineConfig, rows: list[Any]) -> list[StepProgress]:
+    """The counters as the domain sees them, upstream steps first."""
     producer = {s.output: i for i, s in enumerate(config.steps)}
     consumed = {s.input for s in config.steps}
-    return [
-        StepProgress(
-            index=r.step_index,
-            upstream=producer.get(config.steps[r.step_index].input),
-            status=StepStatus(r.status),
-            collect=config.steps[r.step_index].collect,
-            review=config.steps[r.step_index].review,
-            outstanding=r.outstanding, completed=r.completed, failed=r.failed,
-            is_leaf=config.steps[r.step_index].output not in consumed,
-        )
-        for r in steps
-    ]
+    rank = {s.name: i for i, s in enumerate(topological_order(config.steps))}
+    progress = []
+    for r in sorted(rows, key=lambda r: rank[r.step_type]):
+        step = config.steps[r.step_index]
+        progress.append(StepProgress(
+            index=r.step_index, upstream=producer.get(step.input), status=StepStatus(r.status),
+            collect=step.collect, review=step.review, outstanding=r.outstanding,
+            completed=r.completed, failed=r.failed, is_leaf=step.output not in consumed,
+        ))
+    return progress
 
 
-def _apply_steps(conn: Connection, execution_id: UUID, outcome: Settlement) -> None:
-    now = utcnow()
-    for change in outcome.steps:
-        values: dict[str, Any] = {}
-        if change.status in STEP_TERMINAL or change.status == StepStatus.IN_REVIEW:
-            values["finished_at"] = now
-        if change.status == StepStatus.RUNNING:
-            values["started_at"] = now
-        if change.error_message:
-            values["error_message"] = change.error_message
-        move_step(conn, execution_id, change.index, change.status, **values)
-
-
-def _enqueue_collects(conn: Connection, execution_id: UUID, config: PipelineConfig,
-                      steps: list[StepRunRecord], outcome: Settlement) -> None:
-    if not outcome.enqueue_collect:
+def _enqueue_collects(conn: Connection,
+                      collects: list[tuple[UUID, PipelineConfig, int]]) -> None:
+    """One message per collect step whose input stage is complete: the whole stage."""
+    if not collects:
         return
     now = utcnow()
-    rows = []
-    for index in outcome.enqueue_collect:
-        step = config.steps[index]
-        rows.append(message_row(execution_id, index, step.name, step.queue, step.priority,
-                                None, execution_id, None, None, now))
+    rows = [message_row(execution_id, index, config.steps[index].name,
+                        config.steps[index].queue, config.steps[index].priority,
+                        None, execution_id, None, None, now)
+            for execution_id, config, index in collects]
     conn.execute(messages.insert(), rows)
-    add_outstanding(conn, [(execution_id, i) for i in outcome.enqueue_collect])
+    add_outstanding(conn, [(execution_id, index) for execution_id, _, index in collects])
     notify_work(conn)
 
 
-def _finish(conn: Connection, execution_id: UUID, target: ExecutionStatus,
-            config: PipelineConfig, steps: list[StepRunRecord], outcome: Settlement) -> None:
-    values: dict[str, Any] = {"updated_at": utcnow()}
-    if target in EXECUTION_TERMINAL:
-        values["completed_at"] = values["updated_at"]
-        if target in (ExecutionStatus.COMPLETED, ExecutionStatus.COMPLETED_WITH_ERRORS):
-            values["result"] = _result(conn, execution_id, config)
-        errors = [c.error_message for c in outcome.steps if c.error_message] + [
-            r.error_message for r in steps if r.error_message]
-        if target != ExecutionStatus.COMPLETED and errors:
-            values["error"] = "; ".join(dict.fromkeys(e for e in errors if e))
-    if target == ExecutionStatus.RUNNING:
-        values["started_at"] = values["updated_at"]
-    move_execution(conn, execution_id, target, **values)
+def _finish(conn: Connection, endings: list[Ending]) -> None:
+    if not endings:
+        return
+    now = utcnow()
+    results = _results(conn, [e for e in endings if e.target in DONE])
+    moves = []
+    for e in endings:
+        terminal = e.target in EXECUTION_TERMINAL
+        error = "; ".join(dict.fromkeys(e.errors)) if e.errors else None
+        moves.append((e.execution_id, e.target, {
+            "updated_at": now,
+            "started_at": now if e.target == ExecutionStatus.RUNNING else None,
+            "completed_at": now if terminal else None,
+            "result": results.get(e.execution_id),
+            "error": error if terminal and e.target != ExecutionStatus.COMPLETED else None,
+        }))
+    move_executions(conn, moves)
 
 
-def _result(conn: Connection, execution_id: UUID, config: PipelineConfig) -> Any:
-    """The execution's result: the single item of its one final stage, when
-    that item is small enough to live inline; otherwise a pointer to it."""
-    consumed = {s.input for s in config.steps}
-    leaves = [s.output for s in config.steps if s.output not in consumed]
-    if len(leaves) != 1:
-        return {"stages": leaves}
-    rows = conn.execute(
-        select(stage_items.c.data, stage_items.c.content_type, stage_items.c.storage_path)
-        .where(stage_items.c.execution_id == execution_id,
-               stage_items.c.stage_name == leaves[0]).limit(2)
-    ).all()
-    if len(rows) == 1 and rows[0].data is not None:
-        return decode(rows[0].data, rows[0].content_type)
-    return {"stage": leaves[0], "items": count_items(conn, execution_id, leaves[0])}
+def _results(conn: Connection, endings: list[Ending]) -> dict[UUID, Any]:
+    """Each execution's result: the single item of its one final stage when that
+    item lives inline; otherwise a pointer to the stage and its size."""
+    leaf_of: dict[UUID, str] = {}
+    results: dict[UUID, Any] = {}
+    for e in endings:
+        consumed = {s.input for s in e.config.steps}
+        leaves = [s.output for s in e.config.steps if s.output not in consumed]
+        if len(leaves) == 1:
+            leaf_of[e.execution_id] = leaves[0]
+        else:
+            results[e.execution_id] = {"stages": leaves}
+    if not leaf_of:
+        return results
+    address = tuple_(stage_items.c.execution_id, stage_items.c.stage_name)
+    counts: dict[UUID, int] = {row[0]: row[1] for row in conn.execute(
+        select(stage_items.c.execution_id, func.count()).where(address.in_(leaf_of.items()))
+        .group_by(stage_items.c.execution_id))}
+    singles = [(e, s) for e, s in leaf_of.items() if counts.get(e) == 1]
+    if singles:
+        for row in conn.execute(select(stage_items.c.execution_id, stage_items.c.data,
+                                       stage_items.c.content_type)
+                                .where(address.in_(singles))):
+            if row.data is not None:
+                results[row.execution_id] = decode(row.data, row.content_type)
+    for execution_id, stage in leaf_of.items():
+        results.setdefault(execution_id, {"stage": stage, "items": counts.get(execution_id, 0)})
+    return results

@@ -26,11 +26,11 @@ from stageline.store.ids import new_id
 from stageline.store.items import (
     NewItem,
     StoredItem,
-    get_items,
+    get_items_by_address,
     insert_items,
     item_rows,
 )
-from stageline.store.progress import settle_execution
+from stageline.store.progress import settle_executions
 from stageline.store.stages import read_stage
 from stageline.store.tables import executions, lineage_entries, messages, step_runs
 from stageline.store.types import utcnow
@@ -58,6 +58,7 @@ class Claimed:
     inputs: list[StoredItem]
     input_hash: str | None
     skip_cache: bool
+    worker: str
 
     @property
     def correlation_id(self) -> str:
@@ -98,7 +99,7 @@ def claim(conn: Connection, worker: str, limit: int, lease_seconds: float,
         leases,
     )
     _expire_lost_attempts(conn, [r for r in rows if r.status == MessageStatus.LEASED], now)
-    claimed = _with_inputs(conn, rows, leases, token, configs)
+    claimed = _with_inputs(conn, rows, leases, token, configs, worker)
     _record_attempts(conn, claimed, configs, worker, now)
     _mark_started(conn, claimed, worker, now)
     return claimed
@@ -140,17 +141,10 @@ def _expire_lost_attempts(conn: Connection, taken_over: list[Any], now: Any) -> 
 
 
 def _with_inputs(conn: Connection, rows: Sequence[Any], leases: list[dict[str, Any]],
-                 token: UUID, configs: ConfigLookup) -> list[Claimed]:
-    wanted: dict[tuple[UUID, str], list[str]] = defaultdict(list)
-    for r in rows:
-        step = configs(r.config_id).steps[r.step_index]
-        if r.item_key is not None:
-            wanted[(r.input_execution_id, step.input)].append(r.item_key)
-    found = {
-        (holder, stage, key): item
-        for (holder, stage), keys in wanted.items()
-        for key, item in get_items(conn, holder, stage, keys).items()
-    }
+                 token: UUID, configs: ConfigLookup, worker: str) -> list[Claimed]:
+    wanted = [(r.input_execution_id, configs(r.config_id).steps[r.step_index].input, r.item_key)
+              for r in rows if r.item_key is not None]
+    found = get_items_by_address(conn, wanted)
     claimed = []
     for r, lease in zip(rows, leases, strict=True):
         stage = configs(r.config_id).steps[r.step_index].input
@@ -163,7 +157,7 @@ def _with_inputs(conn: Connection, rows: Sequence[Any], leases: list[dict[str, A
             r.id, r.execution_id, r.tenant_id, r.config_id, r.step_index, r.route,
             r.item_key, r.parent_correlation_id, r.replay_batch_id, r.attempt + 1, token,
             lease["m_lineage"], inputs, _input_hash(inputs, collect=r.item_key is None),
-            r.skip_cache,
+            r.skip_cache, worker,
         ))
     return claimed
 
@@ -240,16 +234,19 @@ def commit(conn: Connection, outcomes: list[Outcome], configs: ConfigLookup) -> 
     if not outcomes:
         return report
     now = utcnow()
-    _lock_executions(conn, {o.message.execution_id for o in outcomes}, now)
+    draining = _lock_executions(conn, {o.message.execution_id for o in outcomes}, now)
     valid = _still_leased(conn, outcomes)
     report.fenced = [o.message.id for o in outcomes if o.message.id not in valid]
     kept = [o for o in outcomes if o.message.id in valid]
     if not kept:
         return report
+    for o in kept:
+        if o.message.execution_id in draining and o.status == MessageStatus.QUEUED:
+            o.status = MessageStatus.CANCELLED  # no retries once a cancel was asked
     _close_messages(conn, kept, now)
     _close_attempts(conn, kept, now)
     _insert_outputs(conn, kept)
-    deltas, follow_ups = _follow_ups(kept, configs, now)
+    deltas, follow_ups = _follow_ups(kept, configs, now, draining)
     if follow_ups:
         conn.execute(messages.insert(), follow_ups)
     apply_deltas(conn, deltas)
@@ -257,19 +254,22 @@ def commit(conn: Connection, outcomes: list[Outcome], configs: ConfigLookup) -> 
         notify_work(conn)
     report.committed = [o.message.id for o in kept]
     report.new_messages = len(follow_ups)
-    for execution_id, config_id in sorted({(o.message.execution_id, o.message.config_id)
-                                           for o in kept}, key=lambda p: str(p[0])):
-        changed = settle_execution(conn, execution_id, configs(config_id))
-        if changed is not None:
-            report.finished[execution_id] = changed
+    touched = sorted({(o.message.execution_id, o.message.config_id) for o in kept},
+                     key=lambda pair: str(pair[0]))
+    report.finished = settle_executions(conn, [(e, configs(c)) for e, c in touched])
     return report
 
 
-def _lock_executions(conn: Connection, ids: set[UUID], now: Any) -> None:
-    # Serialises commits of one execution, so the last one to finish a step
-    # always sees the others' counters (PostgreSQL row lock; SQLite's one writer).
-    conn.execute(update(executions).where(executions.c.id.in_(sorted(ids, key=str)))
-                 .values(updated_at=now))
+def _lock_executions(conn: Connection, ids: set[UUID], now: Any) -> set[UUID]:
+    """Lock the batch's executions; returns those being cancelled.
+
+    The lock serialises commits of one execution, so the last one to finish a
+    step always sees the others' counters (PostgreSQL row lock; SQLite's one writer).
+    """
+    rows = conn.execute(update(executions).where(executions.c.id.in_(sorted(ids, key=str)))
+                        .values(updated_at=now)
+                        .returning(executions.c.id, executions.c.status))
+    return {r.id for r in rows if r.status == ExecutionStatus.CANCELLING}
 
 
 def _still_leased(conn: Connection, outcomes: list[Outcome]) -> set[UUID]:
@@ -304,7 +304,8 @@ def _close_attempts(conn: Connection, kept: list[Outcome], now: Any) -> None:
           else StageStatus.FAILED,
           "l_ms": o.duration_ms, "l_adapter": o.adapter_name, "l_index": o.adapter_index,
           "l_error": o.error_info,
-          "l_meta": {"attempt": o.message.attempt, "outputs": len(o.outputs), **o.meta}}
+          "l_meta": {"worker": o.message.worker, "attempt": o.message.attempt,
+                     "outputs": len(o.outputs), **o.meta}}
          for o in kept],
     )
 
@@ -317,8 +318,9 @@ def _insert_outputs(conn: Connection, kept: list[Outcome]) -> None:
     insert_items(conn, rows)
 
 
-def _follow_ups(kept: list[Outcome], configs: ConfigLookup,
-                now: Any) -> tuple[dict[StepKey, StepDelta], list[dict[str, Any]]]:
+def _follow_ups(kept: list[Outcome], configs: ConfigLookup, now: Any,
+                draining: set[UUID]) -> tuple[dict[StepKey, StepDelta], list[dict[str, Any]]]:
+    """Counter changes and the next steps' messages; none for a draining execution."""
     deltas: dict[StepKey, StepDelta] = defaultdict(StepDelta)
     rows: list[dict[str, Any]] = []
     for o in kept:
@@ -331,8 +333,11 @@ def _follow_ups(kept: list[Outcome], configs: ConfigLookup,
         delta.outstanding -= 1
         if o.status == MessageStatus.FAILED:
             delta.failed += 1
+        if o.status != MessageStatus.COMPLETED:
             continue
         delta.completed += 1
+        if m.execution_id in draining:
+            continue
         config = configs(m.config_id)
         producer = config.steps[m.step_index]
         status = MessageStatus.HELD if producer.review else MessageStatus.QUEUED
