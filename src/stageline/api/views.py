@@ -74,7 +74,7 @@ def lineage_entry(rec: LineageRecord) -> LineageEntryResponse:
         stage_status=rec.stage_status,
         stage_input_hash=rec.stage_input_hash, started_at=rec.started_at,
         completed_at=rec.completed_at, duration_ms=rec.duration_ms,
-        metadata={**(rec.meta or {}), "item_key": rec.item_key, "attempt": rec.attempt},
+        metadata={"item_key": rec.item_key, "attempt": rec.attempt, **(rec.meta or {})},
         error_info=rec.error_info,
     )
 

@@ -194,6 +194,8 @@ lineage_entries = Table(
     Column("meta", json_type()),
     Column("error_info", json_type()),
     Index("ix_lineage_execution_started", "execution_id", "started_at"),
+    Index("ix_lineage_tenant_started", "tenant_id", "started_at", "id"),
+    Index("ix_lineage_route_status", "execution_id", "route_id", "stage_status"),
     Index("ix_lineage_correlation", "correlation_id"),
     Index("ix_lineage_parent", "parent_correlation_id"),
 )

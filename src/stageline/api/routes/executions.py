@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import AwareDatetime
 
 from stageline.api import cursor as cursors
 from stageline.api.deps import RuntimeDep, TenantDep
@@ -44,6 +44,8 @@ def start_execution(body: ExecutionCreate, runtime: RuntimeDep, tenant: TenantDe
     with runtime.db.write() as conn:
         version = (pipelines.by_config_id(conn, tenant, body.config_id) if body.config_id
                    else pipelines.find(conn, tenant, body.pipeline or "", body.version))
+        if pipelines.is_archived(conn, version.pipeline_id):
+            raise ApiError(409, "pipeline_archived", f"pipeline {version.pipeline!r} is archived")
         record, created = executions.create(conn, tenant, NewExecution(
             version=version, payload=body.input, tag=body.tag, metadata=body.metadata,
             idempotency_key=body.idempotency_key, run_timeout_seconds=body.run_timeout_seconds,
@@ -66,8 +68,8 @@ def list_executions(
     pipeline: Annotated[str | None, Query(max_length=128)] = None,
     tag: Annotated[str | None, Query(max_length=200)] = None,
     parent_execution_id: UUID | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: AwareDatetime | None = None,
+    created_before: AwareDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ExecutionList:
