@@ -7,12 +7,14 @@ Decorated Python functions and YAML/JSON files both produce a
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stageline.domain.graph import ENTRY_STAGE, GraphError, graph_findings
+from stageline.domain.graph import ENTRY_STAGE, GraphError, graph_findings, topological_order
 
 __all__ = ["ENTRY_STAGE", "AdapterRef", "Backoff", "PipelineConfig", "StepConfig"]
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$"
@@ -58,6 +60,13 @@ class StepConfig(BaseModel):
     cache: bool = False
 
 
+@dataclass(frozen=True)
+class Layout:
+    order: list[int]  # step indexes, upstream first
+    upstream: list[int | None]  # index of the step writing each step's input
+    is_leaf: list[bool]  # no step reads this step's output
+
+
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -80,6 +89,18 @@ class PipelineConfig(BaseModel):
         """Content hash: a new version is created only when this changes."""
         canonical = orjson.dumps(self.snapshot(), option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(canonical).hexdigest()
+
+    @cached_property
+    def layout(self) -> Layout:
+        """The graph's shape, computed once per config: settling reads it per batch."""
+        producer = {s.output: i for i, s in enumerate(self.steps)}
+        consumed = {s.input for s in self.steps}
+        names = {s.name: i for i, s in enumerate(self.steps)}
+        return Layout(
+            order=[names[s.name] for s in topological_order(self.steps)],
+            upstream=[producer.get(s.input) for s in self.steps],
+            is_leaf=[s.output not in consumed for s in self.steps],
+        )
 
     def step(self, name: str) -> StepConfig:
         for step in self.steps:

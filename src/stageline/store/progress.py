@@ -11,7 +11,6 @@ from uuid import UUID
 from sqlalchemy import Connection, func, select, tuple_
 
 from stageline.domain.config import PipelineConfig
-from stageline.domain.graph import topological_order
 from stageline.domain.items import decode
 from stageline.domain.progress import StepChange, StepProgress, settle
 from stageline.domain.status import EXECUTION_TERMINAL, ExecutionStatus, StepStatus
@@ -80,16 +79,16 @@ def _steps_by_execution(conn: Connection, ids: list[UUID]) -> dict[UUID, list[An
 
 def progress_of(config: PipelineConfig, rows: list[Any]) -> list[StepProgress]:
     """The counters as the domain sees them, upstream steps first."""
-    producer = {s.output: i for i, s in enumerate(config.steps)}
-    consumed = {s.input for s in config.steps}
-    rank = {s.name: i for i, s in enumerate(topological_order(config.steps))}
+    layout = config.layout
+    by_index = {r.step_index: r for r in rows}
     progress = []
-    for r in sorted(rows, key=lambda r: rank[r.step_type]):
-        step = config.steps[r.step_index]
+    for index in layout.order:
+        r = by_index[index]
+        step = config.steps[index]
         progress.append(StepProgress(
-            index=r.step_index, upstream=producer.get(step.input), status=StepStatus(r.status),
+            index=index, upstream=layout.upstream[index], status=StepStatus(r.status),
             collect=step.collect, review=step.review, outstanding=r.outstanding,
-            completed=r.completed, failed=r.failed, is_leaf=step.output not in consumed,
+            completed=r.completed, failed=r.failed, is_leaf=layout.is_leaf[index],
         ))
     return progress
 
