@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 from stageline.adapters.registry import Handler
 from stageline.engine.waker import Waker
 from stageline.engine.worker import Worker, WorkerSettings
-from stageline.loader import load
+from stageline.loader import LoadError, load
 from stageline.sdk.pipeline import Pipeline
 from stageline.settings import Settings
 from stageline.storage.blobs import BlobStore
@@ -51,7 +51,10 @@ class Runtime:
         """Load FILE, remember its handlers and register each config as a version."""
         loaded = load(target)
         for pipeline in loaded:
-            self.handlers.update(pipeline.handlers)
+            for name, fn in pipeline.handlers.items():
+                if self.handlers.get(name, fn) is not fn:
+                    raise LoadError(f"adapter name {name!r} refers to two different functions")
+                self.handlers[name] = fn
         self.register(loaded)
         return loaded
 

@@ -14,7 +14,11 @@ from stageline.domain.graph import GraphError
 from stageline.sdk.pipeline import Pipeline
 
 
-def ref_name(fn: Any) -> str:
+def ref_name(fn: Any, pipeline: str = "p", step: str | None = None) -> str:
+    """How the SDK names a handler: a function made inside another one is
+    qualified by pipeline and step, since its qualified name is not unique."""
+    if "<locals>" in fn.__qualname__:
+        return f"{fn.__module__}:{pipeline}.{step or fn.__name__}.{fn.__name__}"
     return f"{fn.__module__}:{fn.__qualname__}"
 
 
@@ -171,13 +175,24 @@ def test_callables_are_kept_as_handlers() -> None:
 
 def test_callable_reference_is_module_and_qualname() -> None:
     pipeline = Pipeline("p")
+    pipeline.add_step("fetch", output="x", adapters=[fetch])
+    assert pipeline.config.steps[0].adapters[0].name == f"{__name__}:fetch"
 
-    @pipeline.step(output="x")
-    def local(text: str) -> str:
-        return text
 
-    name = pipeline.config.steps[0].adapters[0].name
-    assert name == f"{__name__}:test_callable_reference_is_module_and_qualname.<locals>.local"
+def test_functions_made_in_a_factory_get_distinct_names() -> None:
+    def build(name: str, broken: bool) -> Pipeline:
+        p = Pipeline(name)
+
+        @p.step(output="x")
+        def work(text: str) -> str:
+            return text if not broken else ""
+
+        return p
+
+    first, second = build("a", True), build("b", False)
+    names = [p.config.steps[0].adapters[0].name for p in (first, second)]
+    assert names == [f"{__name__}:a.work.work", f"{__name__}:b.work.work"]
+    assert first.handlers[names[0]] is not second.handlers[names[1]]
 
 
 def test_add_step_of_adapters_only() -> None:

@@ -13,6 +13,7 @@ from stageline.api import errors
 from stageline.api.auth import Authenticator
 from stageline.api.middleware import RequestContext
 from stageline.api.routes import (
+    diff,
     executions,
     health,
     lineage,
@@ -62,7 +63,7 @@ def create_app(runtime: Runtime, *, worker: Worker | None = None, open_access: b
     app.state.runtime = runtime
     app.state.auth = Authenticator(runtime.db, runtime.default_tenant, open_access)
     errors.install(app)
-    for module in (health, executions, replay, lineage, monitoring, pipeline_views,
+    for module in (health, executions, replay, diff, lineage, monitoring, pipeline_views,
                    pipelines, sources):
         app.include_router(module.router)
     app.add_middleware(RequestContext, max_body=runtime.settings.max_body_bytes)

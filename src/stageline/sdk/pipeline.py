@@ -60,7 +60,7 @@ class Pipeline:
         **options: Any,
     ) -> StepConfig:
         """Add a step made only of adapters (registered names or callables)."""
-        refs = [self._adapter_ref(spec) for spec in adapters]
+        refs = [self._adapter_ref(spec, name) for spec in adapters]
         default_input = self._steps[-1].output if self._steps else ENTRY_STAGE
         try:
             if isinstance(options.get("backoff"), dict):
@@ -78,7 +78,7 @@ class Pipeline:
         self._steps.append(step)
         return step
 
-    def _adapter_ref(self, spec: AdapterSpec) -> AdapterRef:
+    def _adapter_ref(self, spec: AdapterSpec, step: str) -> AdapterRef:
         params: dict[str, Any] = {}
         if isinstance(spec, AdapterRef):
             return spec
@@ -87,6 +87,10 @@ class Pipeline:
         if isinstance(spec, str):
             return AdapterRef(name=spec, params=params)
         ref_name = adapter_name(spec)
+        if "<locals>" in ref_name or "<lambda>" in ref_name:
+            # A function made inside another (a pipeline factory) has the same
+            # qualified name each time it is made: qualify it by pipeline and step.
+            ref_name = f"{spec.__module__}:{self.name}.{step}.{spec.__name__}"
         self.handlers[ref_name] = spec
         return AdapterRef(name=ref_name, params=params)
 

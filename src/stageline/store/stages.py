@@ -21,7 +21,7 @@ from sqlalchemy import (
 
 from stageline.domain.replay import StageMode
 from stageline.store.items import StoredItem, to_item
-from stageline.store.tables import messages, stage_items, stage_sources
+from stageline.store.tables import messages, stage_items, stage_sources, step_runs
 
 MAX_REPLAY_DEPTH = 64
 STAGE_COLUMNS = list(stage_items.c)
@@ -111,3 +111,17 @@ def _filled(execution_id: UUID, stage: str, inherited: Subquery,
             func.substr(key, 1, func.length(m.item_key) + 1) == m.item_key.concat("/")),
     ).exists()
     return select(*[inherited.c[c.name] for c in STAGE_COLUMNS]).where(~has_own, ~replayed)
+
+
+def stage_hashes(conn: Connection, execution_id: UUID, stage: str) -> dict[str, str]:
+    """Key -> content hash of a stage as the execution sees it, without the bytes."""
+    sub = stage_query(conn, execution_id, stage).subquery()
+    rows = conn.execute(select(sub.c.item_key, sub.c.content_hash))
+    return {r.item_key: r.content_hash for r in rows}
+
+
+def stage_names(conn: Connection, execution_id: UUID) -> list[str]:
+    """Every stage the execution has or reuses, in its steps' order, input first."""
+    outputs = conn.execute(select(step_runs.c.output_stage).where(
+        step_runs.c.execution_id == execution_id).order_by(step_runs.c.step_index))
+    return ["input", *(r.output_stage for r in outputs)]
