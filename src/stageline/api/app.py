@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from stageline.api import errors
 from stageline.api.auth import Authenticator
@@ -57,7 +56,6 @@ def create_app(runtime: Runtime, *, worker: Worker | None = None, open_access: b
 
     assert runtime.default_tenant is not None
     app = FastAPI(title="Stageline", version="0.1.0", lifespan=lifespan,
-                  default_response_class=ORJSONResponse,
                   description="Durable pipeline executions with per-item lineage, partial "
                               "results and replay from any stage.")
     app.state.runtime = runtime

@@ -45,3 +45,16 @@ def content_hash(data: bytes) -> str:
 def child_key(parent_key: str, index: int, fan_out: bool) -> str:
     """Keys follow lineage: a 1:1 step keeps its input's key, fan-out appends."""
     return f"{parent_key}/{index:05d}" if fan_out else parent_key
+
+
+def cache_key(adapters: list[dict[str, Any]], fan_out: bool, collect: bool,
+              input_hash: str) -> str:
+    """What makes two runs of a step interchangeable: the same input bytes
+    through the same adapters with the same parameters.
+
+    Handler code is named, not hashed: after changing a handler's body, change
+    a parameter (or its name) to stop reusing old outputs.
+    """
+    spec = {"adapters": adapters, "fan_out": fan_out, "collect": collect}
+    canonical = orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)
+    return content_hash(canonical + b"\n" + input_hash.encode())

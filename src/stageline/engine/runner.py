@@ -14,7 +14,7 @@ from typing import Any
 
 from stageline.adapters.registry import Handler, resolve, wants_context
 from stageline.domain.config import StepConfig
-from stageline.domain.items import COLLECT_KEY, child_key, encode
+from stageline.domain.items import COLLECT_KEY, Encoded, child_key, encode
 from stageline.domain.retry import Fatal, decide_retry
 from stageline.domain.status import MessageStatus
 from stageline.sdk.context import StepContext
@@ -55,6 +55,8 @@ def run_message(claimed: Claimed, step: StepConfig, chain: list[BoundAdapter],
                 blobs: BlobStore) -> Outcome:
     started = time.perf_counter()
     last = chain[-1]
+    if claimed.cached is not None:
+        return _from_cache(claimed, step, last, blobs, started)
     user_meta: dict[str, Any] = {}
     try:
         value = _input_value(claimed, step, blobs)
@@ -70,6 +72,30 @@ def run_message(claimed: Claimed, step: StepConfig, chain: list[BoundAdapter],
                           _elapsed_ms(started))
     outcome.meta.update(user_meta)
     return outcome
+
+
+def _from_cache(claimed: Claimed, step: StepConfig, last: BoundAdapter, blobs: BlobStore,
+                started: float) -> Outcome:
+    """An earlier run's outputs for the same input, keyed for this message."""
+    hit = claimed.cached
+    assert hit is not None
+    values = [Encoded(item.raw(blobs), item.content_type, item.content_hash)
+              for item in hit.items]
+    outputs = [NewItem(step.output, key, claimed.correlation_id, encoded)
+               for key, encoded in zip(_output_keys(claimed, step, len(values)), values,
+                                       strict=True)]
+    meta = {"cache_hit": True, "cache_source": {"execution_id": str(hit.execution_id),
+                                                "correlation_id": hit.correlation_id}}
+    return Outcome(claimed, MessageStatus.COMPLETED, outputs, last.name, last.index,
+                   _elapsed_ms(started), meta=meta)
+
+
+def _output_keys(claimed: Claimed, step: StepConfig, count: int) -> list[str]:
+    if claimed.item_key is None:
+        return [COLLECT_KEY]
+    if not step.fan_out:
+        return [claimed.item_key]
+    return [child_key(claimed.item_key, i, True) for i in range(count)]
 
 
 def _input_value(claimed: Claimed, step: StepConfig, blobs: BlobStore) -> Any:
@@ -138,15 +164,16 @@ def _with_timeout(fn: Any, timeout: float | None) -> Any:
 
 def _outputs(claimed: Claimed, step: StepConfig, result: Any) -> list[NewItem]:
     cid = claimed.correlation_id
-    if claimed.item_key is None:
-        return [NewItem(step.output, COLLECT_KEY, cid, encode(result))]
-    if not step.fan_out:
-        return [NewItem(step.output, claimed.item_key, cid, encode(result))]
+    if claimed.item_key is None or not step.fan_out:
+        [key] = _output_keys(claimed, step, 1)
+        return [NewItem(step.output, key, cid, encode(result))]
     if isinstance(result, str | bytes | dict) or not hasattr(result, "__iter__"):
         raise Fatal(f"fan_out step {step.name!r} must return a list, got "
                     f"{type(result).__name__}")
-    return [NewItem(step.output, child_key(claimed.item_key, i, True), cid, encode(value))
-            for i, value in enumerate(result)]
+    values = [encode(value) for value in result]
+    keys = _output_keys(claimed, step, len(values))
+    return [NewItem(step.output, key, cid, value) for key, value in zip(keys, values,
+                                                                        strict=True)]
 
 
 def _failure(claimed: Claimed, step: StepConfig, adapter: BoundAdapter, error: BaseException,

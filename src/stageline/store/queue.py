@@ -10,17 +10,18 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, tuple_, update
 
 from stageline.domain.config import PipelineConfig
+from stageline.domain.items import cache_key
 from stageline.domain.status import ExecutionStatus, MessageStatus, StageStatus, StepStatus
 from stageline.store.counters import StepDelta, StepKey, apply_deltas
-from stageline.store.dialect import notify_work, skip_locked
+from stageline.store.dialect import insert_ignoring_conflicts, notify_work, skip_locked
 from stageline.store.executions import message_row
 from stageline.store.ids import new_id
 from stageline.store.items import (
@@ -29,10 +30,18 @@ from stageline.store.items import (
     get_items_by_address,
     insert_items,
     item_rows,
+    to_item,
 )
 from stageline.store.progress import settle_executions
 from stageline.store.stages import read_stage
-from stageline.store.tables import executions, lineage_entries, messages, step_runs
+from stageline.store.tables import (
+    executions,
+    lineage_entries,
+    messages,
+    stage_items,
+    step_cache,
+    step_runs,
+)
 from stageline.store.types import utcnow
 
 ConfigLookup = Callable[[UUID], PipelineConfig]
@@ -59,10 +68,20 @@ class Claimed:
     input_hash: str | None
     skip_cache: bool
     worker: str
+    cache_key: str | None = None  # set when the step caches by input hash
+    cached: CacheHit | None = None  # an earlier run's outputs for the same input
 
     @property
     def correlation_id(self) -> str:
         return str(self.id)
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    execution_id: UUID
+    correlation_id: str
+    items: list[StoredItem]
+
 
 
 @dataclass
@@ -99,7 +118,8 @@ def claim(conn: Connection, worker: str, limit: int, lease_seconds: float,
         leases,
     )
     _expire_lost_attempts(conn, [r for r in rows if r.status == MessageStatus.LEASED], now)
-    claimed = _with_inputs(conn, rows, leases, token, configs, worker)
+    claimed = _with_cache(conn, _with_inputs(conn, rows, leases, token, configs, worker),
+                          configs)
     _record_attempts(conn, claimed, configs, worker, now)
     _mark_started(conn, claimed, worker, now)
     return claimed
@@ -160,6 +180,42 @@ def _with_inputs(conn: Connection, rows: Sequence[Any], leases: list[dict[str, A
             r.skip_cache, worker,
         ))
     return claimed
+
+
+def _with_cache(conn: Connection, claimed: list[Claimed],
+                configs: ConfigLookup) -> list[Claimed]:
+    """Attach cache keys, and earlier outputs for the same input, to caching steps."""
+    keyed: dict[UUID, str] = {}
+    for c in claimed:
+        step = configs(c.config_id).steps[c.step_index]
+        if step.cache and c.input_hash is not None:
+            keyed[c.id] = cache_key([a.model_dump(mode="json") for a in step.adapters],
+                                    step.fan_out, step.collect, c.input_hash)
+    if not keyed:
+        return claimed
+    hits = _cache_hits(conn, {(c.tenant_id, keyed[c.id]) for c in claimed
+                              if c.id in keyed and not c.skip_cache})
+    return [replace(c, cache_key=keyed.get(c.id), cached=hits.get((c.tenant_id,
+                                                                   keyed.get(c.id, ""))))
+            for c in claimed]
+
+
+def _cache_hits(conn: Connection, wanted: set[tuple[UUID, str]]
+                ) -> dict[tuple[UUID, str], CacheHit]:
+    if not wanted:
+        return {}
+    found = conn.execute(select(step_cache).where(
+        tuple_(step_cache.c.tenant_id, step_cache.c.cache_key).in_(list(wanted)))).all()
+    hits = {}
+    for row in found:
+        items = conn.execute(select(stage_items).where(
+            stage_items.c.execution_id == row.execution_id,
+            stage_items.c.stage_name == row.stage_name,
+            stage_items.c.correlation_id == row.correlation_id,
+        ).order_by(stage_items.c.item_key)).all()
+        hits[(row.tenant_id, row.cache_key)] = CacheHit(
+            row.execution_id, row.correlation_id, [to_item(i) for i in items])
+    return hits
 
 
 def _input_hash(inputs: list[StoredItem], collect: bool) -> str | None:
@@ -246,6 +302,7 @@ def commit(conn: Connection, outcomes: list[Outcome], configs: ConfigLookup) -> 
     _close_messages(conn, kept, now)
     _close_attempts(conn, kept, now)
     _insert_outputs(conn, kept)
+    _remember(conn, kept, configs, now)
     deltas, follow_ups = _follow_ups(kept, configs, now, draining)
     if follow_ups:
         conn.execute(messages.insert(), follow_ups)
@@ -316,6 +373,17 @@ def _insert_outputs(conn: Connection, kept: list[Outcome]) -> None:
         if o.status == MessageStatus.COMPLETED:
             rows += item_rows(o.message.execution_id, o.outputs, o.paths)
     insert_items(conn, rows)
+
+
+def _remember(conn: Connection, kept: list[Outcome], configs: ConfigLookup, now: Any) -> None:
+    """Computed (not reused) outputs of caching steps answer the same input later."""
+    rows = [{"tenant_id": o.message.tenant_id, "cache_key": o.message.cache_key,
+             "execution_id": o.message.execution_id,
+             "stage_name": configs(o.message.config_id).steps[o.message.step_index].output,
+             "correlation_id": o.message.correlation_id, "created_at": now}
+            for o in kept if o.status == MessageStatus.COMPLETED
+            and o.message.cache_key is not None and o.message.cached is None]
+    insert_ignoring_conflicts(conn, step_cache, rows, "tenant_id", "cache_key")
 
 
 def _follow_ups(kept: list[Outcome], configs: ConfigLookup, now: Any,

@@ -226,3 +226,15 @@ stage_sources = Table(
     Column("mode", String(8), nullable=False),
     Column("producer_step", Integer),  # the child's step writing its own items, for FILL
 )
+
+step_cache = Table(
+    "step_cache", metadata,
+    # Reuse by input hash: which message's outputs answer a step (adapters and
+    # parameters included in the key) for a given input.
+    Column("tenant_id", Uuid, primary_key=True),
+    Column("cache_key", String(80), primary_key=True),
+    Column("execution_id", Uuid, nullable=False),
+    Column("stage_name", String(128), nullable=False),
+    Column("correlation_id", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
