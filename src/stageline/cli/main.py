@@ -6,22 +6,16 @@ import ipaddress
 import json
 import logging
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from stageline.cli import render
-from stageline.loader import LoadError
+from stageline.cli import remote, render
+from stageline.cli.errors import err, friendly
 from stageline.runtime import Runtime
 from stageline.settings import Settings
-from stageline.storage.blobs import StorageUnavailable
-from stageline.store.db import DatabaseUnavailable
-from stageline.store.executions import TagInUse, UnknownExecution
-from stageline.store.migrate import SchemaMismatch
 from stageline.store.pipelines import UnknownPipeline
 
 app = typer.Typer(help="Stageline: durable pipeline executions.", no_args_is_help=True,
@@ -33,12 +27,7 @@ app.add_typer(executions_app, name="executions")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 
-err = Console(stderr=True, soft_wrap=True)
 out = Console()
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXPECTED = (LoadError, DatabaseUnavailable, SchemaMismatch, UnknownPipeline, UnknownExecution,
-            TagInUse, StorageUnavailable, ValueError, OSError)
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL [env STAGELINE_DB]")]
 StorageOpt = Annotated[str | None, typer.Option("--storage",
@@ -46,25 +35,6 @@ StorageOpt = Annotated[str | None, typer.Option("--storage",
 ConcurrencyOpt = Annotated[int | None, typer.Option("--concurrency", "-c",
                                                     help="Handler threads")]
 FileArg = Annotated[str, typer.Argument(help="Python file, module:attribute, or YAML config")]
-
-
-def friendly(fn: F) -> F:
-    """Expected failures end as one line on stderr and exit code 2, no traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EXPECTED as exc:
-            err.print(f"[red]error:[/red] {_one_line(exc)}", highlight=False)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _settings(**given: Any) -> Settings:
@@ -283,3 +253,6 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="Key id or prefix")],
         if not tenants.revoke_key(conn, key):
             raise ValueError(f"no active key {key!r}")
     out.print(f"revoked {key}")
+
+
+remote.register(app, executions_app)
