@@ -206,3 +206,25 @@ def test_validation_unknown_parent_tag_and_running_parent(server: Server) -> Non
         assert again.json()["error_code"] in ("tag_in_use", "parent_running")
 
 
+
+
+def test_bulk_replay_previews_then_creates(server: Server) -> None:
+    with server.client() as client:
+        failed = [wait_for_status(client, run(client, 30)["id"], {"failed"}) for _ in range(2)]
+        body = {"match": {"pipeline": "ingest", "failed_route": "embedding_generator"},
+                "replay_source": "lineage", "from_stage": "markdown_segmented",
+                "to_route": "embedding_generator",
+                "config_id": config_id_of(client, "ingest-fixed")}
+        preview = client.post("/api/v1/replays/bulk", json=body)
+        assert preview.status_code == 200, preview.text
+        matched = {r["execution_id"] for r in preview.json()["results"]}
+        assert {f["id"] for f in failed} <= matched
+        assert preview.json()["created"] == 0
+        assert all(r["items"] == 2 for r in preview.json()["results"]
+                   if r["execution_id"] in {f["id"] for f in failed})
+        done = client.post("/api/v1/replays/bulk", json={**body, "preview": False}).json()
+        created = [r for r in done["results"] if r["outcome"] == "created"]
+        assert len(created) == done["created"] >= 2
+        for r in created:
+            child = wait_for_status(client, r["replay_execution_id"], {"completed"})
+            assert child["result"]["count"] == 30

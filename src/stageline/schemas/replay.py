@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class ExecutionReplayRequest(BaseModel):
@@ -61,3 +61,49 @@ class ReplayPlanResponse(BaseModel):
     items: int
     reused_stages: list[ReusedStageResponse]
     steps: list[PlannedStepResponse]
+
+
+class ExecutionMatch(BaseModel):
+    """Which executions a bulk replay applies to (all conditions must hold)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline: str | None = Field(default=None, max_length=128)
+    status: list[Literal["completed", "completed_with_errors", "failed", "cancelled",
+                         "dropped"]] | None = Field(default=None, max_length=5)
+    failed_route: str | None = Field(default=None, max_length=128,
+                                     description="a step of this name ended failed")
+    created_after: AwareDatetime | None = None
+    created_before: AwareDatetime | None = None
+
+
+class BulkReplayRequest(BaseModel):
+    """The same replay applied to every execution that matches a filter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: ExecutionMatch
+    replay_source: Literal["storage", "lineage", "manual"]
+    from_stage: str = Field(min_length=1, max_length=128)
+    to_route: str = Field(min_length=1, max_length=128)
+    from_path: str | None = Field(default=None, min_length=1, max_length=1024)
+    config_id: UUID | None = None
+    metadata: dict[str, Any] | None = None
+    preview: bool = Field(default=True, description="List the matches; create nothing")
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class BulkReplayItem(BaseModel):
+    execution_id: UUID
+    outcome: Literal["matched", "created", "rejected"]
+    replay_execution_id: UUID | None = None
+    items: int | None = None
+    error_code: str | None = None
+    detail: str | None = None
+
+
+class BulkReplayResponse(BaseModel):
+    preview: bool
+    matched: int
+    created: int
+    results: list[BulkReplayItem]

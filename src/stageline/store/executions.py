@@ -173,6 +173,7 @@ class ExecutionFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     source_key: str | None = None
+    failed_route: str | None = None  # a step of this name ended failed
 
 
 def list_page(conn: Connection, tenant_id: UUID, flt: ExecutionFilter, limit: int,
@@ -207,4 +208,8 @@ def _conditions(flt: ExecutionFilter) -> list[Any]:
         conds.append(c.created_at < flt.created_before)
     if flt.source_key is not None:
         conds.append(c.source_key == flt.source_key)
+    if flt.failed_route is not None:
+        conds.append(select(step_runs.c.step_index).where(
+            step_runs.c.execution_id == c.id, step_runs.c.step_type == flt.failed_route,
+            step_runs.c.status == StepStatus.FAILED).exists())
     return conds
