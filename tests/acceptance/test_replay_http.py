@@ -225,6 +225,8 @@ def test_bulk_replay_previews_then_creates(server: Server) -> None:
         done = client.post("/api/v1/replays/bulk", json={**body, "preview": False}).json()
         created = [r for r in done["results"] if r["outcome"] == "created"]
         assert len(created) == done["created"] >= 2
-        for r in created:
+        mine = [r for r in created if r["execution_id"] in {f["id"] for f in failed}]
+        assert len(mine) == 2
+        for r in mine:
             child = wait_for_status(client, r["replay_execution_id"], {"completed"})
             assert child["result"]["count"] == 30

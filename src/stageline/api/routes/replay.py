@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -102,7 +103,7 @@ def bulk_replay(body: BulkReplayRequest, runtime: RuntimeDep,
                               results=results)
 
 
-def _ended(statuses: list[str] | None) -> list[str]:
+def _ended(statuses: Sequence[str] | None) -> list[str]:
     """Only ended executions can be replayed; by default, all of them."""
     return list(statuses) if statuses else [str(s) for s in EXECUTION_TERMINAL]
 
