@@ -24,7 +24,15 @@ class Settings(BaseSettings):
     pool_size: int = Field(default=10, ge=1)
     durability: Literal["normal", "strict"] = "normal"
     queues: str = "default"
+    # Import paths (`module:function`) that configs sent over the API may name,
+    # by module prefix. Empty: only registered adapters and the handlers of the
+    # files the server loaded, so API users cannot make workers run arbitrary code.
+    adapter_modules: str = ""
     log_level: str = "info"
+
+    @property
+    def adapter_module_list(self) -> list[str]:
+        return [m.strip() for m in self.adapter_modules.split(",") if m.strip()]
 
     @property
     def queue_list(self) -> list[str]:

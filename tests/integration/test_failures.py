@@ -237,7 +237,7 @@ def test_a_handler_taking_a_context_gets_its_attempt(engine: Engine) -> None:
     for ctx in seen:
         assert ctx.execution_id == record.id
         assert (ctx.step, ctx.adapter_name, ctx.adapter_index) == (
-            "probe", adapter_name(probe), 0)
+            "probe", f"{probe.__module__}:probing.probe.probe", 0)
         assert ctx.item_key is not None
         assert ctx.correlation_id == produced[ctx.item_key]
         attempts = {e.attempt: e for e in lineage[ctx.correlation_id]}

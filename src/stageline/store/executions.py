@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -14,7 +14,6 @@ from stageline.domain.graph import ENTRY_STAGE
 from stageline.domain.items import ENTRY_KEY, encode
 from stageline.domain.status import ExecutionStatus, MessageStatus, StageStatus, StepStatus
 from stageline.storage.blobs import BlobStore
-from stageline.store.counters import add_outstanding
 from stageline.store.dialect import notify_work
 from stageline.store.ids import new_id
 from stageline.store.items import NewItem, insert_items, item_rows, offload
@@ -61,15 +60,19 @@ def create(conn: Connection, tenant_id: UUID, new: NewExecution, blobs: BlobStor
     execution_id, now = new_id(), utcnow()
     config = new.version.config
     first = config.steps[0]
-    conn.execute(executions.insert().values(
+    values: dict[str, Any] = dict(
         id=execution_id, tenant_id=tenant_id, pipeline_id=new.version.pipeline_id,
         config_id=new.version.config_id, status=ExecutionStatus.PENDING, tag=new.tag,
         idempotency_key=new.idempotency_key, payload=new.payload, meta=new.metadata,
         root_execution_id=execution_id, source_key=new.source_key, queue_name=first.queue,
         concurrency_key=first.concurrency_key, run_timeout_seconds=new.run_timeout_seconds,
         retry_count=0, skip_cache=new.skip_cache, created_at=now, updated_at=now, **new.extra,
-    ))
-    conn.execute(step_runs.insert(), step_rows(execution_id, config))
+    )
+    conn.execute(executions.insert().values(**values))
+    steps = step_rows(execution_id, config)
+    for row, step in zip(steps, config.steps, strict=True):
+        row["outstanding"] = int(step.input == ENTRY_STAGE)  # its entry message, below
+    conn.execute(step_runs.insert(), steps)
     entry_correlation = _record_input(conn, tenant_id, execution_id, new.payload, blobs,
                                       inline_limit)
     entry_messages = [
@@ -79,8 +82,8 @@ def create(conn: Connection, tenant_id: UUID, new: NewExecution, blobs: BlobStor
     ]
     conn.execute(messages.insert(), entry_messages)
     notify_work(conn)
-    add_outstanding(conn, [(execution_id, m["step_index"]) for m in entry_messages])
-    return get(conn, tenant_id, execution_id), True
+    record: dict[str, Any] = {f.name: values.get(f.name) for f in fields(ExecutionRecord)}
+    return ExecutionRecord(**record), True
 
 
 def step_rows(execution_id: UUID, config: PipelineConfig) -> list[dict[str, Any]]:
