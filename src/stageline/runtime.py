@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from stageline.adapters.registry import Handler
 from stageline.engine.waker import Waker
@@ -59,13 +60,24 @@ class Runtime:
         return loaded
 
     def register(self, loaded: list[Pipeline]) -> None:
+        for pipeline in loaded:
+            version = self._register_one(pipeline)
+            self.versions[pipeline.name] = version
+            log.info("pipeline %s version %d (config %s)", pipeline.name, version.version,
+                     version.config_id)
+
+    def _register_one(self, pipeline: Pipeline, attempts: int = 3) -> Version:
+        """Register a config; workers starting together may race to create the same
+        version, and the loser finds the winner's on its next try."""
         assert self.default_tenant is not None
-        with self.db.write() as conn:
-            for pipeline in loaded:
-                version = pipelines.register(conn, self.default_tenant, pipeline.config)
-                self.versions[pipeline.name] = version
-                log.info("pipeline %s version %d (config %s)", pipeline.name,
-                         version.version, version.config_id)
+        for attempt in range(attempts):
+            try:
+                with self.db.write() as conn:
+                    return pipelines.register(conn, self.default_tenant, pipeline.config)
+            except IntegrityError:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def version(self, conn: Connection, tenant_id: UUID, config_id: UUID) -> Version:
         """A version by config id; versions are immutable, so they are cached."""
