@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 from uuid import UUID
 
 from sqlalchemy import Connection
@@ -21,6 +23,20 @@ from stageline.store.db import Database
 from stageline.store.pipelines import Version
 
 log = logging.getLogger("stageline")
+T = TypeVar("T")
+
+
+def write_racing(db: Database, create: Callable[[Connection], T], attempts: int = 3) -> T:
+    """Get-or-create in a write transaction. Processes starting together may race
+    to create the same row; the loser finds the winner's row on its next try."""
+    for attempt in range(attempts):
+        try:
+            with db.write() as conn:
+                return create(conn)
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -44,8 +60,7 @@ class Runtime:
         else:
             migrate.require_current(db)
         runtime = cls(settings, db, BlobStore(settings.storage))
-        with db.write() as conn:
-            runtime.default_tenant = tenants.ensure_tenant(conn)
+        runtime.default_tenant = write_racing(db, tenants.ensure_tenant)
         return runtime
 
     def load_pipelines(self, target: str) -> list[Pipeline]:
@@ -66,18 +81,11 @@ class Runtime:
             log.info("pipeline %s version %d (config %s)", pipeline.name, version.version,
                      version.config_id)
 
-    def _register_one(self, pipeline: Pipeline, attempts: int = 3) -> Version:
-        """Register a config; workers starting together may race to create the same
-        version, and the loser finds the winner's on its next try."""
-        assert self.default_tenant is not None
-        for attempt in range(attempts):
-            try:
-                with self.db.write() as conn:
-                    return pipelines.register(conn, self.default_tenant, pipeline.config)
-            except IntegrityError:
-                if attempt == attempts - 1:
-                    raise
-        raise AssertionError("unreachable")
+    def _register_one(self, pipeline: Pipeline) -> Version:
+        tenant = self.default_tenant
+        assert tenant is not None
+        return write_racing(self.db, lambda conn: pipelines.register(conn, tenant,
+                                                                     pipeline.config))
 
     def version(self, conn: Connection, tenant_id: UUID, config_id: UUID) -> Version:
         """A version by config id; versions are immutable, so they are cached."""
