@@ -33,7 +33,9 @@ def db_url(tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'stageline.db'}"
         return
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
+    # pre-ping: a test may restart PostgreSQL, leaving pooled connections dead
+    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"),
+                          pool_pre_ping=True)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:

@@ -38,7 +38,8 @@ def sizes() -> Pipeline:
 
 def _assert_in_storage(engine: Engine, item: StoredItem, expected: object,
                        settings: Settings) -> None:
-    path = f"{item.execution_id}/{item.stage}/{item.key}"
+    digest = item.content_hash.removeprefix("sha256:")[:16]
+    path = f"{item.execution_id}/{item.stage}/{item.key}~{digest}"
     assert (item.storage_path, item.data) == (path, None)
     assert item.size > LIMIT
     assert (Path(settings.storage) / path).read_bytes() == engine.runtime.blobs.get(path)

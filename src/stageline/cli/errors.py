@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import httpx
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from stageline.client import ApiError
@@ -41,5 +42,9 @@ def friendly(fn: F) -> F:
 
 
 def one_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "setting"
+        return f"invalid {where}: {first['msg']}"
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

@@ -35,6 +35,8 @@ StorageOpt = Annotated[str | None, typer.Option("--storage",
 ConcurrencyOpt = Annotated[int | None, typer.Option("--concurrency", "-c",
                                                     help="Handler threads")]
 FileArg = Annotated[str, typer.Argument(help="Python file, module:attribute, or YAML config")]
+DurabilityOpt = Annotated[str | None, typer.Option(
+    "--durability", help="normal, or strict: fsync every SQLite commit [env STAGELINE_DURABILITY]")]
 
 
 def _settings(**given: Any) -> Settings:
@@ -62,6 +64,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port")] = None,
     concurrency: ConcurrencyOpt = None,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="Run the API only")] = False,
+    durability: DurabilityOpt = None,
 ) -> None:
     """Run the API (and a worker) for the pipelines in FILE."""
     import uvicorn
@@ -69,7 +72,8 @@ def serve(
     from stageline.api.app import create_app
     from stageline.store import tenants
 
-    settings = _settings(db=db, storage=storage, host=host, port=port, concurrency=concurrency)
+    settings = _settings(db=db, storage=storage, host=host, port=port, concurrency=concurrency,
+                         durability=durability)
     _setup_logging(settings.log_level)
     runtime = _open(settings, migrate=_embedded(settings))
     runtime.load_pipelines(file)
@@ -105,12 +109,14 @@ def _is_loopback(host: str) -> bool:
 def worker(file: FileArg, db: DbOpt = None, storage: StorageOpt = None,
            concurrency: ConcurrencyOpt = None,
            queues: Annotated[str | None, typer.Option(help="Comma-separated queues")] = None,
+           durability: DurabilityOpt = None,
            ) -> None:
     """Run a worker alone: it claims work from the database until stopped."""
     import signal
     import threading
 
-    settings = _settings(db=db, storage=storage, concurrency=concurrency, queues=queues)
+    settings = _settings(db=db, storage=storage, concurrency=concurrency, queues=queues,
+                         durability=durability)
     _setup_logging(settings.log_level)
     runtime = _open(settings, migrate=False)
     runtime.load_pipelines(file)
@@ -135,12 +141,14 @@ def run(
     pipeline: Annotated[str | None, typer.Option("--pipeline", "-p")] = None,
     tag: Annotated[str | None, typer.Option()] = None,
     db: DbOpt = None, storage: StorageOpt = None, concurrency: ConcurrencyOpt = None,
+    durability: DurabilityOpt = None,
 ) -> None:
     """Run one execution to its end with live progress; exit 1 if it failed."""
     from stageline.cli.run import run_to_end
 
     payload = _read_input(input)
-    settings = _settings(db=db, storage=storage, concurrency=concurrency)
+    settings = _settings(db=db, storage=storage, concurrency=concurrency,
+                         durability=durability)
     runtime = _open(settings, migrate=_embedded(settings))
     loaded = runtime.load_pipelines(file)
     names = [p.name for p in loaded]

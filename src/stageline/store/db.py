@@ -63,6 +63,7 @@ class Database:
             "echo": echo,
         }
         if self.is_sqlite:
+            _make_parent(self.url)
             engine = create_engine(self.url, connect_args={"check_same_thread": False,
                                                            "timeout": 30}, **common)
             _configure_sqlite(engine, durability)
@@ -104,6 +105,13 @@ def _is_connection_error(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
     return any(s in text for s in ("connection", "could not connect", "server closed",
                                    "terminating", "unable to open database"))
+
+
+def _make_parent(url: str) -> None:
+    """A new embedded database may live in a folder that does not exist yet."""
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 def _configure_sqlite(engine: Engine, durability: Durability) -> None:

@@ -51,21 +51,29 @@ class StoredItem:
         return blobs.get(self.storage_path)
 
 
-def storage_path(execution_id: UUID, stage: str, key: str) -> str:
-    return f"{execution_id}/{stage}/{key}"
+def storage_path(execution_id: UUID, stage: str, key: str,
+                 content_hash: str | None = None) -> str:
+    """Where an item's bytes go: under its stage's prefix, named by key and content.
+
+    The content in the name means an attempt that lost its lease (and whose
+    commit will be refused) can never overwrite bytes another attempt committed.
+    """
+    if content_hash is None:
+        return f"{execution_id}/{stage}/{key}"
+    return f"{execution_id}/{stage}/{key}~{content_hash.removeprefix('sha256:')[:16]}"
 
 
 def offload(execution_id: UUID, items: list[NewItem], blobs: BlobStore,
             inline_limit: int) -> dict[str, str]:
     """Write the large items' bytes to storage before their rows commit.
 
-    Paths are deterministic, so a retried attempt overwrites its own bytes
-    and the row that finally commits points at complete data.
+    Paths are named by content, so a retry that produces the same bytes
+    rewrites the same file and one that produces other bytes writes beside it.
     """
     paths: dict[str, str] = {}
     for item in items:
         if len(item.encoded.data) > inline_limit:
-            path = storage_path(execution_id, item.stage, item.key)
+            path = storage_path(execution_id, item.stage, item.key, item.encoded.content_hash)
             blobs.put(path, item.encoded.data)
             paths[f"{item.stage}\x00{item.key}"] = path
     return paths

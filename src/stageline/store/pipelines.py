@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from stageline.domain.config import PipelineConfig
+from stageline.store.dialect import insert_ignoring_conflicts
 from stageline.store.ids import new_id
 from stageline.store.tables import pipeline_versions, pipelines
 from stageline.store.types import utcnow
@@ -66,8 +67,16 @@ class PipelineArchived(Exception):
 
 
 def register(conn: Connection, tenant_id: UUID, config: PipelineConfig) -> Version:
-    """The version for this exact config, creating one only if it changed."""
-    pipeline_id = _ensure_pipeline(conn, tenant_id, config.name)
+    """The version for this exact config, creating one only if it changed.
+
+    Safe when processes start together: the pipeline row is created without
+    conflict and then locked, so a second registrar waits and finds the first's
+    version instead of numbering its own.
+    """
+    _ensure_pipeline(conn, tenant_id, config.name)
+    locked = _pipeline_row(conn, tenant_id, config.name, lock=True)
+    assert locked is not None
+    pipeline_id = UUID(str(locked.id))
     digest = config.config_hash()
     existing = conn.execute(
         _version_query().where(pipeline_versions.c.pipeline_id == pipeline_id,
@@ -139,16 +148,11 @@ def _pipeline_row(conn: Connection, tenant_id: UUID, name: str,
     return conn.execute(query.with_for_update() if lock else query).first()
 
 
-def _ensure_pipeline(conn: Connection, tenant_id: UUID, name: str) -> UUID:
-    found = conn.execute(
-        select(pipelines.c.id).where(pipelines.c.tenant_id == tenant_id, pipelines.c.name == name)
-    ).scalar()
-    if found is not None:
-        return UUID(str(found))
-    pipeline_id = new_id()
-    conn.execute(pipelines.insert().values(id=pipeline_id, tenant_id=tenant_id, name=name,
-                                           created_at=utcnow()))
-    return pipeline_id
+def _ensure_pipeline(conn: Connection, tenant_id: UUID, name: str) -> None:
+    """Create the pipeline row unless it exists; a concurrent creator's row wins."""
+    insert_ignoring_conflicts(conn, pipelines, [{
+        "id": new_id(), "tenant_id": tenant_id, "name": name, "created_at": utcnow(),
+    }], "tenant_id", "name")
 
 
 def _version_query() -> Select[Any]:

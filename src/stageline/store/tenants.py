@@ -11,6 +11,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, select, update
 
+from stageline.store.dialect import insert_ignoring_conflicts
 from stageline.store.ids import new_id
 from stageline.store.tables import api_keys, tenants
 from stageline.store.types import utcnow
@@ -32,12 +33,11 @@ class ApiKey:
 
 
 def ensure_tenant(conn: Connection, name: str = DEFAULT_TENANT) -> UUID:
-    found = conn.execute(select(tenants.c.id).where(tenants.c.name == name)).scalar()
-    if found is not None:
-        return UUID(str(found))
-    tenant_id = new_id()
-    conn.execute(tenants.insert().values(id=tenant_id, name=name, created_at=utcnow()))
-    return tenant_id
+    """The tenant's id, creating it if needed; a concurrent creator's row wins."""
+    insert_ignoring_conflicts(conn, tenants, [{"id": new_id(), "name": name,
+                                               "created_at": utcnow()}], "name")
+    return UUID(str(conn.execute(select(tenants.c.id).where(tenants.c.name == name))
+                    .scalar_one()))
 
 
 def hash_key(secret: str) -> str:

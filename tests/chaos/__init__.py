@@ -1,0 +1,1 @@
+"""Chaos tests: killed processes, restarted databases, dropped connections."""
