@@ -149,10 +149,6 @@ def test_requests_without_a_key_are_401(keyed: Keyed, method: str, path: str) ->
     assert_error(response, 401, "missing_api_key")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "api/auth.py Authenticator.tenant_for raises ApiError(401) and api/errors.py "
-    "error_body() adds no WWW-Authenticate header, which RFC 9110 15.5.2 requires on "
-    "every 401 (here: `Bearer`, with X-API-Key as the alternative)"))
 def test_a_401_names_the_authentication_scheme(keyed: Keyed) -> None:
     with as_tenant(keyed, None) as client:
         response = client.get(API)

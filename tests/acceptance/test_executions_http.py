@@ -138,7 +138,6 @@ def assert_invalid(response: httpx.Response) -> list[dict[str, Any]]:
 
 
 def request_id(response: httpx.Response) -> str:
-    # The first value: error responses repeat the header (an xfail test below).
     return response.headers.get_list("x-request-id")[0]
 
 
@@ -347,10 +346,6 @@ def test_body_over_the_limit_is_413_and_creates_nothing(client: httpx.Client) ->
     assert_error(client.get(f"{API}/{tag}"), 404, "execution_not_found")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "api/middleware.py _limited raises BodyTooLarge from inside receive(); FastAPI's body "
-    "reader turns any exception there into HTTPException(400, 'There was an error parsing "
-    "the body'), so a chunked body (no Content-Length) over the limit answers 400"))
 def test_chunked_body_over_the_limit_is_413(client: httpx.Client) -> None:
     tag = unique("chunked")
 
@@ -653,10 +648,6 @@ def test_bad_action_body_is_422(client: httpx.Client, body: dict[str, Any]) -> N
 # --- bad input answers 4xx, never 500 (SPEC.md, "Promises") -----------------------------
 # A 500 makes the server close the connection: these tests use a client of their own.
 
-@pytest.mark.xfail(strict=True, reason=(
-    "api/cursor.py decode() accepts a cursor whose timestamp has no UTC offset; "
-    "store/types.py UTCDateTime.process_bind_param then raises ValueError('naive datetime "
-    "given to the store') and the list answers 500 instead of 400 invalid_cursor"))
 def test_cursor_with_a_naive_timestamp_is_400(served: Server) -> None:
     raw = f"2030-01-01T00:00:00|{uuid.uuid4()}".encode()
     cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -664,9 +655,6 @@ def test_cursor_with_a_naive_timestamp_is_400(served: Server) -> None:
         assert_error(fresh.get(API, params={"cursor": cursor}), 400, "invalid_cursor")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store/db.py _json_dumps uses orjson, which raises TypeError('Integer exceeds 64-bit "
-    "range') for the payload column: valid JSON input answers 500"))
 def test_input_with_integers_beyond_64_bits_is_not_a_500(served: Server) -> None:
     payload = {"text": "a", "n": 2**70}
     with served.client() as fresh:
@@ -676,9 +664,6 @@ def test_input_with_integers_beyond_64_bits_is_not_a_500(served: Server) -> None
         assert response.json()["payload"] == payload
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the body parser accepts NaN/Infinity (not JSON per RFC 8259) and orjson stores them "
-    "as null: the execution silently runs on another payload than the one sent"))
 def test_input_with_non_finite_numbers_is_422(served: Server) -> None:
     body = b'{"pipeline": "words", "input": {"text": "a", "n": NaN}}'
     with served.client() as fresh:
@@ -695,10 +680,6 @@ NUL_REQUESTS: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 
-@pytest.mark.xfail(BACKEND == "postgresql", strict=True, reason=(
-    "PostgreSQL rejects NUL in text and jsonb (psycopg DataError); the store does not "
-    "screen request strings and payloads for it, so these answer 500 on PostgreSQL only "
-    "(SQLite stores or looks them up)"))
 @pytest.mark.parametrize("case", list(NUL_REQUESTS))
 def test_nul_characters_are_not_a_500(served: Server, case: str) -> None:
     method, path, options = NUL_REQUESTS[case]
@@ -707,9 +688,6 @@ def test_nul_characters_are_not_a_500(served: Server, case: str) -> None:
     assert response.status_code < 500, response.text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "api/middleware.py RequestContext.__call__ decodes X-Request-ID as UTF-8 without "
-    "errors=...; a non-UTF-8 value raises UnicodeDecodeError and the request answers 500"))
 def test_a_request_id_that_is_not_utf8_is_not_a_500(served: Server) -> None:
     with served.client() as fresh:
         response = fresh.get(API, headers={b"X-Request-ID": b"\xff\xfe"})
@@ -731,10 +709,6 @@ def test_request_id_is_generated_when_not_sent(client: httpx.Client) -> None:
     assert all(ids) and ids[0] != ids[1]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "api/errors.py error_body() sets X-Request-ID on the JSONResponse and "
-    "api/middleware.py RequestContext.send_with_id appends another, so error responses "
-    "carry the header twice"))
 def test_error_responses_carry_one_request_id_header(client: httpx.Client) -> None:
     response = client.get(f"{API}/{uuid.uuid4()}", headers={"X-Request-ID": "once"})
     assert response.headers.get_list("x-request-id") == ["once"]

@@ -18,6 +18,9 @@ def decode(cursor: str) -> tuple[datetime, UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, _, row_id = raw.partition("|")
-        return datetime.fromisoformat(stamp), UUID(row_id)
+        created = datetime.fromisoformat(stamp)
+        if created.tzinfo is None:
+            raise ValueError("cursor time without a time zone")
+        return created, UUID(row_id)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_cursor", "the cursor is malformed") from exc

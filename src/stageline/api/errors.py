@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -60,7 +61,8 @@ def error_body(request: Request, status: int, code: str, detail: str) -> JSONRes
     request_id = getattr(request.state, "request_id", None)
     body = {"detail": detail, "error_code": code, "correlation_id": request_id,
             "timestamp": datetime.now(UTC).isoformat()}
-    headers = {"X-Request-ID": request_id} if request_id else None
+    # RFC 9110: a 401 names the scheme to authenticate with
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -99,11 +101,20 @@ def _mapped(status: int, code: str) -> Any:
     return handler
 
 
+def _json_safe(value: Any) -> Any:
+    """The offending input as given, or its text when JSON cannot carry it (NaN)."""
+    try:
+        json.dumps(jsonable_encoder(value), allow_nan=False)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
 def _clean(error: Any) -> dict[str, Any]:
     out = {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""),
            "type": error.get("type", "")}
     if "input" in error:
-        out["input"] = error["input"]
+        out["input"] = _json_safe(error["input"])
     if error.get("ctx"):
         out["ctx"] = {k: str(v) for k, v in error["ctx"].items()}
     return out

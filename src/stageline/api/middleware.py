@@ -1,22 +1,25 @@
-"""ASGI middleware: a request id on every request, and a cap on body size."""
+"""ASGI middleware: a request id on every request, a cap on body size, and no
+NUL characters (PostgreSQL text cannot hold them; SQLite would, so refusing
+them everywhere keeps both backends answering alike)."""
 
 from __future__ import annotations
 
 import json
-import logging
 from datetime import UTC, datetime
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stageline.store.ids import new_id
 
-log = logging.getLogger("stageline.api")
+
+class BodyTooLarge(Exception):
+    pass
 
 
 class RequestContext:
-    """Gives every request an id (or keeps the caller's X-Request-ID), returns it
-    in the response header, and refuses bodies over `max_body` bytes with 413."""
+    """Gives every request an id (or keeps the caller's X-Request-ID) and
+    returns it in the response header; answers 413 for bodies over `max_body`
+    bytes and 422 for NUL characters, before the app sees the request."""
 
     def __init__(self, app: ASGIApp, max_body: int) -> None:
         self.app = app
@@ -27,50 +30,83 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode()[:100] or str(new_id())
+        request_id = _request_id(headers.get(b"x-request-id", b""))
         scope.setdefault("state", {})["request_id"] = request_id
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            await _too_large(send, request_id, self.max_body)
+        if _has_nul(scope):
+            await _refuse(send, request_id, 422, "nul_character",
+                          "NUL characters are not accepted in paths or parameters")
+            return
+        try:
+            body = await _read_body(receive, headers, self.max_body)
+        except BodyTooLarge:
+            await _refuse(send, request_id, 413, "payload_too_large",
+                          f"request body is over the limit of {self.max_body} bytes")
+            return
+        if b"\\u0000" in body:
+            await _refuse(send, request_id, 422, "nul_character",
+                          "NUL characters are not accepted in request bodies")
             return
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"],
-                                      (b"x-request-id", request_id.encode())]
+                kept = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
+                message["headers"] = [*kept, (b"x-request-id", request_id.encode())]
             await send(message)
 
-        await self.app(scope, _limited(receive, self.max_body), send_with_id)
+        await self.app(scope, _replay(body, receive), send_with_id)
 
 
-class BodyTooLarge(Exception):
-    pass
+def _request_id(given: bytes) -> str:
+    try:
+        text = given.decode("ascii")[:100]
+    except UnicodeDecodeError:
+        text = ""
+    return text if text.isprintable() and text else str(new_id())
 
 
-def _limited(receive: Receive, limit: int) -> Receive:
-    seen = 0
+def _has_nul(scope: Scope) -> bool:
+    raw = bytes(scope.get("raw_path") or b"") + b"?" + bytes(scope.get("query_string") or b"")
+    return b"%00" in raw or b"\x00" in raw or "\x00" in scope.get("path", "")
 
-    async def wrapped() -> Message:
-        nonlocal seen
+
+async def _read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
+    declared = headers.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
         message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise BodyTooLarge(f"request body is over {limit} bytes")
-        return message
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
 
-    return wrapped
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The buffered body once, then whatever the server sends next (a disconnect)."""
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
 
 
-async def _too_large(send: Send, request_id: str, limit: int) -> None:
-    body: dict[str, Any] = {
-        "detail": f"request body is over the limit of {limit} bytes",
-        "error_code": "payload_too_large", "correlation_id": request_id,
-        "timestamp": datetime.now(UTC).isoformat(),
-    }
-    raw = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [
+async def _refuse(send: Send, request_id: str, status: int, code: str, detail: str) -> None:
+    raw = json.dumps({"detail": detail, "error_code": code, "correlation_id": request_id,
+                      "timestamp": datetime.now(UTC).isoformat()}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()),
         (b"x-request-id", request_id.encode())]})
     await send({"type": "http.response.body", "body": raw})

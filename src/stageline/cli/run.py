@@ -14,6 +14,9 @@ from stageline.runtime import Runtime
 from stageline.store import executions
 from stageline.store.executions import NewExecution
 
+# `run` ends at a terminal status, or at a review gate: nobody in this process can act on it
+STOPS = EXECUTION_TERMINAL | {ExecutionStatus.IN_REVIEW}
+
 
 def run_to_end(runtime: Runtime, pipeline: str, payload: Any, tag: str | None,
                console: Console) -> bool:
@@ -34,11 +37,14 @@ def run_to_end(runtime: Runtime, pipeline: str, payload: Any, tag: str | None,
                     record = executions.get(conn, tenant, record.id)
                     steps = executions.steps_of(conn, record.id)
                 live.update(render.steps_table(steps))
-                if ExecutionStatus(record.status) in EXECUTION_TERMINAL:
+                if ExecutionStatus(record.status) in STOPS:
                     break
                 time.sleep(0.1)
     finally:
         worker.stop()
     console.print(render.steps_table(steps))
     console.print(render.execution_panel(record, runtime.versions[pipeline]))
+    if record.status == ExecutionStatus.IN_REVIEW:
+        console.print(f"waiting for review: approve or reject with POST "
+                      f"/api/v1/executions/{record.id}/actions on a running server")
     return record.status == ExecutionStatus.COMPLETED

@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Seed002Status = Literal["running", "completed", "failed", "cancelled", "interrupted"]
 ReplaySource = Literal["storage", "lineage", "manual"]
 Label = Field(default=None, max_length=200)
+
+
+def storable_json(value: Any) -> Any:
+    """A value the store can keep exactly: JSON with finite numbers that fit in
+    64 bits (larger integers and NaN would be refused or silently changed)."""
+    try:
+        orjson.dumps(value, option=orjson.OPT_STRICT_INTEGER)
+    except TypeError as exc:
+        raise ValueError(f"not storable as JSON: {exc}") from exc
+    if _non_finite(value):
+        raise ValueError("NaN and Infinity are not JSON numbers")
+    return value
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    return False
 
 
 class ExecutionCreate(BaseModel):
@@ -33,6 +57,11 @@ class ExecutionCreate(BaseModel):
     user_id: str | None = Label
     step_key: str | None = Label
     output_schema_name: str | None = Label
+
+    @field_validator("input", "metadata")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return storable_json(value)
 
     @model_validator(mode="after")
     def _one_target(self) -> ExecutionCreate:
