@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,11 +27,12 @@ def _pg_schema_url(schema: str) -> str:
     return f"{PG_URL}?options=-csearch_path%3D{schema}"
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> Iterator[str]:
-    """A URL to an empty database of the selected backend."""
+@contextmanager
+def scratch_database(directory: Path) -> Iterator[str]:
+    """A URL to an empty database of the selected backend, dropped afterwards:
+    a file in `directory` for SQLite, a fresh schema for PostgreSQL."""
     if BACKEND == "sqlite":
-        yield f"sqlite:///{tmp_path / 'stageline.db'}"
+        yield f"sqlite:///{directory / 'stageline.db'}"
         return
     schema = f"t_{uuid.uuid4().hex[:12]}"
     # pre-ping: a test may restart PostgreSQL, leaving pooled connections dead
@@ -44,6 +46,13 @@ def db_url(tmp_path: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database of the selected backend, for one test."""
+    with scratch_database(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,14 +24,13 @@ from typing import Any
 import httpx
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
-from sqlalchemy import create_engine, text
 
 from stageline.loader import load
 from stageline.runtime import Runtime
 from stageline.settings import Settings
 from stageline.store import pipelines, tenants
 from tests.acceptance.conftest import Server, start_server
-from tests.conftest import BACKEND, PG_URL, _pg_schema_url
+from tests.conftest import scratch_database
 
 REPO = Path(__file__).resolve().parents[2]
 # The seed pages live in the shared folder beside the repository (as on CI).
@@ -180,23 +178,6 @@ class Stack:
     folder: Path  # scratch space of the module (e.g. for gate files)
 
 
-@contextmanager
-def scratch_database(folder: Path) -> Iterator[str]:
-    """An empty database of the suite's backend (as tests/conftest.py's db_url),
-    for a server that a whole module shares."""
-    if BACKEND == "sqlite":
-        yield f"sqlite:///{folder / 'stageline.db'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield _pg_schema_url(schema)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _prepare(db_url: str, storage: Path, pipeline_file: Path) -> tuple[str, str]:

@@ -14,14 +14,12 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from stageline.loader import load
 from stageline.store import migrate, pipelines, tenants
@@ -33,7 +31,7 @@ from tests.acceptance.conftest import (
     start_server,
     wait_for_status,
 )
-from tests.conftest import BACKEND, PG_URL
+from tests.conftest import BACKEND, scratch_database
 
 API = "/api/v1/executions"
 CLI = [sys.executable, "-m", "stageline.cli"]
@@ -59,22 +57,6 @@ def upgrade(db_url: str) -> None:
         database.dispose()
 
 
-@contextmanager
-def scratch_database(directory: Path) -> Iterator[str]:
-    """Like tests/conftest.py's `db_url`, but for a module-scoped server."""
-    if BACKEND == "sqlite":
-        yield f"sqlite:///{directory / 'stageline.db'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def prepare_tenant_a(db_url: str) -> tuple[str, str]:

@@ -13,20 +13,17 @@ import shlex
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from stageline.store import executions, items, lineage, migrate, pipelines, tenants
 from stageline.store.db import Database
 from stageline.store.records import LineageRecord, StepRunRecord
-from tests.conftest import BACKEND, PG_URL
+from tests.conftest import BACKEND, scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -54,22 +51,6 @@ def execution_id_in(output: str, pipeline: str) -> UUID:
     return UUID(found.group(1))
 
 
-@contextmanager
-def scratch_database(directory: Path) -> Iterator[str]:
-    """Like tests/conftest.py's `db_url`, but for a module-scoped fixture."""
-    if BACKEND == "sqlite":
-        yield f"sqlite:///{directory / 'stageline.db'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,9 @@ from typing import Any
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
-from sqlalchemy import create_engine, text
 
 from tests.acceptance.conftest import EXAMPLES, Server, start_server, wait_for_status
-from tests.conftest import BACKEND, PG_URL
+from tests.conftest import scratch_database
 
 API = "/api/v1/executions"
 MAX_BODY = 2048
@@ -183,22 +181,6 @@ PIPELINES = textwrap.dedent('''
 ''')
 
 
-@contextmanager
-def scratch_database(directory: Path) -> Iterator[str]:
-    """Like tests/conftest.py's `db_url`, but for a module-scoped server."""
-    if BACKEND == "sqlite":
-        yield f"sqlite:///{directory / 'stageline.db'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import jsonschema
 import pytest
-from sqlalchemy import create_engine, text
 
 from tests.acceptance.conftest import Server, start_server, wait_for_status
-from tests.conftest import BACKEND, PG_URL, _pg_schema_url
+from tests.conftest import scratch_database
 
 PIPELINES = '''
 from stageline import Fatal, Pipeline
@@ -63,23 +61,12 @@ EXECUTION_RESPONSE = {
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("replay")
     (tmp / "pipelines.py").write_text(PIPELINES)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
-    if BACKEND == "sqlite":
-        db_url = f"sqlite:///{tmp / 'stageline.db'}"
-    else:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        db_url = _pg_schema_url(schema)
-    srv = start_server(tmp / "pipelines.py", db_url, str(tmp / "data"), tmp / "server.log")
-    try:
-        yield srv
-    finally:
-        srv.stop()
-        if BACKEND != "sqlite":
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_database(tmp) as db_url:
+        srv = start_server(tmp / "pipelines.py", db_url, str(tmp / "data"), tmp / "server.log")
+        try:
+            yield srv
+        finally:
+            srv.stop()
 
 
 def run(client: httpx.Client, n: int, **extra: Any) -> dict[str, Any]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
 from stageline.api import errors
 from stageline.api.auth import Authenticator
@@ -24,6 +27,7 @@ from stageline.api.routes import (
 )
 from stageline.engine.worker import Worker
 from stageline.runtime import Runtime
+from stageline.schemas.pipelines import InvalidConfigResponse
 from stageline.store import control
 
 log = logging.getLogger("stageline")
@@ -65,4 +69,44 @@ def create_app(runtime: Runtime, *, worker: Worker | None = None, open_access: b
                    pipelines, sources):
         app.include_router(module.router)
     app.add_middleware(RequestContext, max_body=runtime.settings.max_body_bytes)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+EXTRA_MODELS: list[type[BaseModel]] = [InvalidConfigResponse]
+
+# Answers any operation may give, whatever its route declares.
+COMMON_ERRORS = {
+    "400": "Malformed cursor or parameter",
+    "401": "Missing or unknown API key",
+    "404": "Resource not found",
+    "413": "Request body over the limit",
+    "422": "Validation Error",
+    "503": "Database or stage storage unavailable",
+}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated schema, with the errors every operation can answer documented."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version,
+                             description=app.description, routes=app.routes)
+        error = {"$ref": "#/components/schemas/ErrorResponse"}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for code, text in COMMON_ERRORS.items():
+                    responses.setdefault(code, {"description": text, "content": {
+                        "application/json": {"schema": error}}})
+        _add_models(schema, EXTRA_MODELS)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _add_models(schema: dict[str, Any], models: list[type[BaseModel]]) -> None:
+    """Register models that responses name by $ref without a route using them."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in models:
+        found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(found.pop("$defs", {}))
+        components.setdefault(model.__name__, found)

@@ -33,8 +33,8 @@ class RequestContext:
         request_id = _request_id(headers.get(b"x-request-id", b""))
         scope.setdefault("state", {})["request_id"] = request_id
         if _has_nul(scope):
-            await _refuse(send, request_id, 422, "nul_character",
-                          "NUL characters are not accepted in paths or parameters")
+            await _invalid(send, request_id, "path", "NUL characters are not accepted in "
+                           "paths or parameters")
             return
         try:
             body = await _read_body(receive, headers, self.max_body)
@@ -43,8 +43,8 @@ class RequestContext:
                           f"request body is over the limit of {self.max_body} bytes")
             return
         if b"\\u0000" in body:
-            await _refuse(send, request_id, 422, "nul_character",
-                          "NUL characters are not accepted in request bodies")
+            await _invalid(send, request_id, "body", "NUL characters are not accepted in "
+                           "request bodies")
             return
 
         async def send_with_id(message: Message) -> None:
@@ -104,8 +104,20 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _refuse(send: Send, request_id: str, status: int, code: str, detail: str) -> None:
-    raw = json.dumps({"detail": detail, "error_code": code, "correlation_id": request_id,
-                      "timestamp": datetime.now(UTC).isoformat()}).encode()
+    """Seed 000's ErrorResponse."""
+    await _answer(send, request_id, status, {
+        "detail": detail, "error_code": code, "correlation_id": request_id,
+        "timestamp": datetime.now(UTC).isoformat()})
+
+
+async def _invalid(send: Send, request_id: str, where: str, message: str) -> None:
+    """A 422 in the HTTPValidationError shape, as for any other invalid request."""
+    await _answer(send, request_id, 422, {"detail": [
+        {"loc": [where], "msg": message, "type": "nul_character"}]})
+
+
+async def _answer(send: Send, request_id: str, status: int, body: object) -> None:
+    raw = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()),
         (b"x-request-id", request_id.encode())]})

@@ -43,7 +43,7 @@ class ExecutionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pipeline: str | None = Field(default=None, min_length=1, max_length=128)
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=2**31 - 1)
     config_id: UUID | None = None
     input: Any = None
     tag: str | None = Field(default=None, min_length=1, max_length=200)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy import Connection
 
 from stageline.api.deps import RuntimeDep, TenantDep
@@ -54,7 +54,8 @@ def get_pipeline_execution(execution_id: str, runtime: RuntimeDep,
 @router.get("/{execution_id}/steps/{step_index}/result", response_model=StepResultPage,
             responses=RAW_ITEM)
 def get_step_result(
-    execution_id: str, step_index: int, runtime: RuntimeDep, tenant: TenantDep,
+    execution_id: str, step_index: Annotated[int, Path(ge=0, le=10000)], runtime: RuntimeDep,
+    tenant: TenantDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Items per page")] = 100,
     cursor: Annotated[str | None, Query(max_length=512,
                                         description="The last item key of the previous "

@@ -54,8 +54,11 @@ CONFIG_ERRORS: dict[int | str, dict[str, Any]] = {
                                                  "(pipeline_archived)"},
     413: {"model": ErrorResponse, "description": "Body over the size limit"},
     415: {"model": ErrorResponse, "description": "Neither JSON nor YAML"},
-    422: {"model": InvalidConfigResponse, "description": "The config is invalid "
-                                                         "(error_code invalid_config)"},
+    422: {"description": "The config is invalid (error_code invalid_config, with its "
+                         "findings), or the request itself is (HTTPValidationError)",
+          "content": {"application/json": {"schema": {"anyOf": [
+              {"$ref": "#/components/schemas/InvalidConfigResponse"},
+              {"$ref": "#/components/schemas/HTTPValidationError"}]}}}},
 }
 router = APIRouter(tags=["pipelines"], responses=ERRORS)
 
