@@ -396,7 +396,7 @@ def test_unknown_and_foreign_ids_answer_404(stack: Stack) -> None:
         (stack.theirs, f"{VIEWS}/{eid}/steps/0/result?key=0", "execution_not_found"),
         (stack.mine, f"{VIEWS}/{nobody}/steps/0/result", "execution_not_found"),
         (stack.mine, f"{VIEWS}/{eid}/steps/3/result", "step_not_found"),
-        (stack.mine, f"{VIEWS}/{eid}/steps/-1/result", "step_not_found"),
+        (stack.mine, f"{VIEWS}/{eid}/steps/10000/result", "step_not_found"),
         (stack.mine, f"{VIEWS}/{eid}/steps/1/result?key=9/99999", "item_not_found"),
     ]
     for client, path, code in cases:
