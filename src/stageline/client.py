@@ -211,8 +211,18 @@ class Client(Endpoints):
 
     def wait(self, id_or_tag: str | UUID, timeout: float = 300.0,
              poll: float = 0.2) -> ExecutionDetail:
-        """Until the execution reaches a terminal status."""
+        """Until the execution reaches a terminal status.
+
+        Follows the execution's event stream, which the server closes when the
+        execution ends; polls if the stream breaks.
+        """
         deadline = time.monotonic() + timeout
+        try:
+            for _ in self.events(id_or_tag):
+                if time.monotonic() > deadline:
+                    break
+        except httpx.TransportError:
+            pass  # the polling below still finds the end
         while True:
             detail = self.execution(id_or_tag)
             if detail.stageline_status in TERMINAL:

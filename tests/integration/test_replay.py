@@ -272,3 +272,29 @@ def test_running_parent_is_refused_unless_cancelled(runtime: Runtime) -> None:
     assert outcome.child_id is not None
     child = run_to_end(runtime, outcome.child_id)
     assert child.status == "completed"
+
+
+def test_dry_run_reports_what_would_refuse_the_replay(runtime: Runtime) -> None:
+    parent = start(runtime, build(), 3)
+    other = Pipeline("other")  # its to_route reads a stage the parent never wrote
+
+    @other.step(output="cleaned")
+    def clean(doc: dict[str, Any]) -> dict[str, Any]:
+        return doc
+
+    @other.step(input="cleaned", output="markdown_segmented2", name="embedding_generator")
+    def embed(doc: dict[str, Any]) -> dict[str, Any]:
+        return doc
+
+    outcome = do_replay(runtime, parent, ReplayRequest(
+        ReplaySource.STORAGE, "cleaned", "embedding_generator", tag="taken"), other,
+        dry_run=True)
+    assert outcome.child_id is None and outcome.plan is None
+    assert [code for code, _ in outcome.findings] == ["unknown_stage"]
+    do_replay(runtime, parent, ReplayRequest(
+        ReplaySource.STORAGE, "markdown_segmented", "embedding_generator", tag="taken"))
+    again = do_replay(runtime, parent, ReplayRequest(
+        ReplaySource.STORAGE, "markdown_segmented", "embedding_generator", tag="taken"),
+        dry_run=True)
+    assert [code for code, _ in again.findings] == ["tag_in_use"]
+    assert again.plan is not None and again.selection.count == 3

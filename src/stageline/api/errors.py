@@ -59,6 +59,8 @@ HTTP_CODES = {
 
 def error_body(request: Request, status: int, code: str, detail: str) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
+    log.info("%s %s -> %d %s (request %s)", request.method, request.url.path, status, code,
+             request_id)
     body = {"detail": detail, "error_code": code, "correlation_id": request_id,
             "timestamp": datetime.now(UTC).isoformat()}
     # RFC 9110: a 401 names the scheme to authenticate with
@@ -90,7 +92,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception("unhandled error on %s %s (request %s)", request.method,
+                      request.url.path, getattr(request.state, "request_id", None))
         return error_body(request, 500, "internal_error", "internal server error")
 
 

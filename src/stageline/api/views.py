@@ -10,6 +10,7 @@ from stageline.schemas.executions import ExecutionDetail, ExecutionResponse, Ste
 from stageline.schemas.lineage import LineageEntryResponse
 from stageline.schemas.replay import (
     PlannedStepResponse,
+    ReplayFinding,
     ReplayPlanResponse,
     ReusedStageResponse,
 )
@@ -82,19 +83,19 @@ def lineage_entry(rec: LineageRecord) -> LineageEntryResponse:
 def replay_plan_response(parent: ExecutionRecord, child: Version, req: ReplayRequest,
                          outcome: ReplayOutcome) -> ReplayPlanResponse:
     plan = outcome.plan
-    steps = child.config.steps
-    reused = {r.stage: r for r in plan.reused}
     return ReplayPlanResponse(
+        fits=not outcome.findings,
+        findings=[ReplayFinding(code=c, message=m) for c, m in outcome.findings],
         parent_execution_id=parent.id, config_id=child.config_id,
         replay_source=req.source.value, from_stage=req.from_stage, to_route=req.to_route,
         items=outcome.selection.count,
-        reused_stages=[ReusedStageResponse(stage=r.stage, mode=r.mode.value,
-                                           source_step_type=r.source_step,
-                                           source_execution_id=parent.id)
-                       for r in reused.values()],
-        steps=[PlannedStepResponse(
+        reused_stages=[] if plan is None else [
+            ReusedStageResponse(stage=r.stage, mode=r.mode.value,
+                                source_step_type=r.source_step, source_execution_id=parent.id)
+            for r in plan.reused],
+        steps=[] if plan is None else [PlannedStepResponse(
             step_index=i, step_type=s.name,
             action="skip" if i in plan.skip_steps else "run",
             items=outcome.selection.count if i == plan.to_route_index else None)
-            for i, s in enumerate(steps)],
+            for i, s in enumerate(child.config.steps)],
     )

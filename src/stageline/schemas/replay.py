@@ -49,10 +49,19 @@ class PlannedStepResponse(BaseModel):
                               description="messages published into this step now (to_route)")
 
 
+class ReplayFinding(BaseModel):
+    code: str = Field(description="Stable code, as the error_code the replay would answer")
+    message: str
+
+
 class ReplayPlanResponse(BaseModel):
-    """What a replay would do: nothing has been created."""
+    """What a replay would do: nothing has been created. `fits` is false when a
+    finding says the replay would be refused (the config does not fit the
+    parent's stages, the parent still runs, a tag is taken, items are missing)."""
 
     dry_run: Literal[True] = True
+    fits: bool
+    findings: list[ReplayFinding]
     parent_execution_id: UUID
     config_id: UUID
     replay_source: Literal["storage", "lineage", "manual"]

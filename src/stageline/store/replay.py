@@ -245,9 +245,10 @@ def _publish(conn: Connection, child_id: UUID, config: PipelineConfig,
 
 @dataclass(frozen=True)
 class ReplayOutcome:
-    plan: ReplayPlan
+    plan: ReplayPlan | None  # None when a dry run found the replay cannot be planned
     selection: Selection
     child_id: UUID | None  # None for a dry run
+    findings: list[tuple[str, str]] = field(default_factory=list)  # (code, message)
 
 
 def start(conn: Connection, parent: ExecutionRecord, parent_config: PipelineConfig,
@@ -256,7 +257,10 @@ def start(conn: Connection, parent: ExecutionRecord, parent_config: PipelineConf
     """Validate, select and (unless a dry run) create the replay, in one transaction.
 
     Every check runs before anything is written, so a refused replay creates nothing.
+    A dry run reports what would refuse it as findings instead of raising.
     """
+    if dry_run:
+        return preview(conn, parent, parent_config, child, req, blobs)
     replay_plan = plan(parent_config, child, req)
     if req.tag and tag_taken(conn, parent.tenant_id, req.tag):
         raise TagInUse(f"tag {req.tag!r} is already used by another execution")
@@ -265,9 +269,35 @@ def start(conn: Connection, parent: ExecutionRecord, parent_config: PipelineConf
         check_parent(parent)
     blobs.ping()
     selection = select_items(conn, parent, req, blobs)
-    if dry_run:
-        return ReplayOutcome(replay_plan, selection, None)
     if running:
         cancel(conn, parent, parent_config, "replay")
     child_id = create(conn, parent, child, req, replay_plan, selection, blobs, inline_limit)
     return ReplayOutcome(replay_plan, selection, child_id)
+
+
+def preview(conn: Connection, parent: ExecutionRecord, parent_config: PipelineConfig,
+            child: Version, req: ReplayRequest, blobs: BlobStore) -> ReplayOutcome:
+    """The plan, with every reason the replay would be refused as a finding:
+    whether the chosen config fits the parent's stages, is learnt here rather
+    than from a failure mid-run."""
+    findings: list[tuple[str, str]] = []
+    replay_plan: ReplayPlan | None = None
+    selection = Selection()
+    try:
+        replay_plan = plan(parent_config, child, req)
+    except ReplayRejected as exc:
+        findings.append((exc.code, str(exc)))
+    if req.tag and tag_taken(conn, parent.tenant_id, req.tag):
+        findings.append(("tag_in_use", f"tag {req.tag!r} is already used"))
+    if ExecutionStatus(parent.status) not in EXECUTION_TERMINAL:
+        findings.append(("parent_running", f"execution {parent.id} is {parent.status}: "
+                         "replay it once it has ended, or with cancel_running"))
+    if replay_plan is not None:
+        try:
+            blobs.ping()
+            selection = select_items(conn, parent, req, blobs)
+        except ReplayRejected as exc:
+            findings.append((exc.code, str(exc)))
+        except MissingStoredItems as exc:
+            findings.append(("stored_items_missing", str(exc)))
+    return ReplayOutcome(replay_plan, selection, None, findings)

@@ -125,6 +125,10 @@ def _replay_one(runtime: Runtime, tenant: UUID, parent_id: UUID,
         code = getattr(exc, "code", None) or type(exc).__name__
         return BulkReplayItem(execution_id=parent_id, outcome="rejected", error_code=code,
                               detail=str(exc))
+    if outcome.findings:
+        code, detail = outcome.findings[0]
+        return BulkReplayItem(execution_id=parent_id, outcome="rejected", error_code=code,
+                              detail=detail)
     if outcome.child_id is not None:
         runtime.waker.notify()
     return BulkReplayItem(execution_id=parent_id,
