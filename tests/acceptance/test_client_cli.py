@@ -73,3 +73,12 @@ def test_cli_commands(server: Server) -> None:
     bad = cli(server, "replay", str(first.id), "--from-stage", "nope", "--to-route", "count")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_executions_list_and_show_through_a_server(server: Server) -> None:
+    with Client(server.url) as api:
+        done = api.wait(api.start("words", {"text": "a"}, tag="listed").id, timeout=30)
+    listed = cli(server, "executions", "list")
+    assert listed.returncode == 0 and "listed" in listed.stdout and "completed" in listed.stdout
+    shown = cli(server, "executions", "show", "listed")
+    assert shown.returncode == 0 and str(done.id) in shown.stdout and "split" in shown.stdout

@@ -179,8 +179,12 @@ def _read_input(text: str) -> Any:
 @friendly
 def executions_list(db: DbOpt = None,
                     status: Annotated[str | None, typer.Option()] = None,
-                    limit: Annotated[int, typer.Option(min=1, max=500)] = 20) -> None:
-    """The newest executions."""
+                    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+                    url: remote.OptionalUrlOpt = None, api_key: remote.KeyOpt = None) -> None:
+    """The newest executions: from a server with --url, else from the database."""
+    if url:
+        remote.list_executions(url, api_key, status, limit)
+        return
     from stageline.store import executions
     from stageline.store.executions import ExecutionFilter
 
@@ -197,8 +201,12 @@ def executions_list(db: DbOpt = None,
 
 @executions_app.command("show")
 @friendly
-def executions_show(execution_id: str, db: DbOpt = None) -> None:
-    """One execution (id or tag) with its steps."""
+def executions_show(execution_id: str, db: DbOpt = None, url: remote.OptionalUrlOpt = None,
+                    api_key: remote.KeyOpt = None) -> None:
+    """One execution (id or tag) with its steps: from a server with --url, else the database."""
+    if url:
+        remote.show_execution(url, api_key, execution_id)
+        return
     from stageline.store import executions
 
     runtime = _open(_settings(db=db), migrate=False)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from stageline.cli import render
 from stageline.cli.errors import friendly
 from stageline.client import Client
 from stageline.schemas.replay import ReplayPlanResponse
@@ -17,6 +18,8 @@ UrlOpt = Annotated[str, typer.Option("--url", envvar="STAGELINE_URL",
                                      help="Server URL [env STAGELINE_URL]")]
 KeyOpt = Annotated[str | None, typer.Option("--api-key", envvar="STAGELINE_API_KEY",
                                             help="API key [env STAGELINE_API_KEY]")]
+OptionalUrlOpt = Annotated[str | None, typer.Option(
+    "--url", envvar="STAGELINE_URL", help="Ask this server [env STAGELINE_URL]")]
 DEFAULT_URL = "http://127.0.0.1:8000"
 out = Console()
 
@@ -107,6 +110,31 @@ def results(execution_id: str, step_index: int,
                             f"{step_index}/result", limit=limit)
     for item in page.get("items", []):
         out.print(json.dumps(item), highlight=False, markup=False)
+
+
+def list_executions(url: str, api_key: str | None, status: str | None, limit: int) -> None:
+    with client(url, api_key) as api:
+        page = api.executions(status=status, limit=limit)
+    table = Table("id", "pipeline", "status", "tag", "created", "completed")
+    for e in page.items:
+        table.add_row(e.id, f"{e.pipeline} v{e.pipeline_version}",
+                      render.status_text(e.stageline_status), e.tag or "",
+                      e.created_at[:19], (e.completed_at or "")[:19])
+    out.print(table)
+
+
+def show_execution(url: str, api_key: str | None, execution_id: str) -> None:
+    with client(url, api_key) as api:
+        e = api.execution(execution_id)
+    out.print(f"execution {e.id}: {e.pipeline} v{e.pipeline_version} "
+              f"{render.status_text(e.stageline_status)}")
+    if e.error:
+        out.print(f"error: {e.error}", markup=False)
+    table = Table("#", "step", "status", "done", "failed", "waiting", "attempts")
+    for s in e.steps:
+        table.add_row(str(s.step_index), s.step_type, render.status_text(s.status),
+                      str(s.completed), str(s.failed), str(s.outstanding), str(s.attempts))
+    out.print(table)
 
 
 def register(app: typer.Typer, executions_app: typer.Typer) -> None:
