@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Response, status
+from sqlalchemy import Connection
 
 from stageline.api.deps import RuntimeDep, TenantDep
 from stageline.api.views import execution_response, replay_plan_response
@@ -24,7 +25,8 @@ from stageline.schemas.replay import (
 )
 from stageline.store import executions, pipelines, replay
 from stageline.store.executions import ExecutionFilter
-from stageline.store.pipelines import UnknownPipeline
+from stageline.store.pipelines import UnknownPipeline, Version
+from stageline.store.records import ExecutionRecord
 from stageline.store.replay import MissingStoredItems, ParentRunning, ReplayRequest
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -54,12 +56,8 @@ def replay_execution(execution_id: str, body: ExecutionReplayRequest, runtime: R
                             body.from_path, body.metadata, body.tag, body.skip_cache)
     with runtime.db.write() as conn:
         parent = executions.resolve(conn, tenant, execution_id)
-        parent_version = runtime.version(conn, tenant, parent.config_id)
-        child = (pipelines.by_config_id(conn, tenant, body.config_id) if body.config_id
-                 else parent_version)
-        outcome = replay.start(conn, parent, parent_version.config, child, request,
-                               runtime.blobs, runtime.settings.inline_limit,
-                               dry_run=body.dry_run, cancel_running=body.cancel_running)
+        child, outcome = _replay(runtime, conn, tenant, parent, body.config_id, request,
+                                 dry_run=body.dry_run, cancel_running=body.cancel_running)
         if outcome.child_id is None:
             response.status_code = status.HTTP_200_OK
             return replay_plan_response(parent, child, request, outcome)
@@ -115,12 +113,8 @@ def _replay_one(runtime: Runtime, tenant: UUID, parent_id: UUID,
     try:
         with runtime.db.write() as conn:
             parent = executions.get(conn, tenant, parent_id)
-            parent_version = runtime.version(conn, tenant, parent.config_id)
-            child = (pipelines.by_config_id(conn, tenant, body.config_id) if body.config_id
-                     else parent_version)
-            outcome = replay.start(conn, parent, parent_version.config, child, request,
-                                   runtime.blobs, runtime.settings.inline_limit,
-                                   dry_run=body.preview)
+            _, outcome = _replay(runtime, conn, tenant, parent, body.config_id, request,
+                                 dry_run=body.preview)
     except (ReplayRejected, MissingStoredItems, ParentRunning, UnknownPipeline) as exc:
         code = getattr(exc, "code", None) or type(exc).__name__
         return BulkReplayItem(execution_id=parent_id, outcome="rejected", error_code=code,
@@ -134,3 +128,15 @@ def _replay_one(runtime: Runtime, tenant: UUID, parent_id: UUID,
     return BulkReplayItem(execution_id=parent_id,
                           outcome="matched" if body.preview else "created",
                           replay_execution_id=outcome.child_id, items=outcome.selection.count)
+
+
+def _replay(runtime: Runtime, conn: Connection, tenant: UUID, parent: ExecutionRecord,
+            config_id: UUID | None, request: ReplayRequest, *, dry_run: bool,
+            cancel_running: bool = False) -> tuple[Version, replay.ReplayOutcome]:
+    """Replay `parent` into its own version, or into the one named by `config_id`."""
+    parent_version = runtime.version(conn, tenant, parent.config_id)
+    child = pipelines.by_config_id(conn, tenant, config_id) if config_id else parent_version
+    outcome = replay.start(conn, parent, parent_version.config, child, request, runtime.blobs,
+                           runtime.settings.inline_limit, dry_run=dry_run,
+                           cancel_running=cancel_running)
+    return child, outcome
