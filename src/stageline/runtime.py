@@ -48,7 +48,7 @@ class Runtime:
     handlers: dict[str, Handler] = field(default_factory=dict)
     versions: dict[str, Version] = field(default_factory=dict)
     default_tenant: UUID | None = None
-    _version_cache: dict[UUID, Version] = field(default_factory=dict)
+    _version_cache: dict[tuple[UUID, UUID], Version] = field(default_factory=dict)
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = False) -> Runtime:
@@ -88,11 +88,12 @@ class Runtime:
                                                                      pipeline.config))
 
     def version(self, conn: Connection, tenant_id: UUID, config_id: UUID) -> Version:
-        """A version by config id; versions are immutable, so they are cached."""
-        cached = self._version_cache.get(config_id)
+        """A tenant's version by config id; versions are immutable, so they are cached."""
+        key = (tenant_id, config_id)
+        cached = self._version_cache.get(key)
         if cached is None:
             cached = pipelines.by_config_id(conn, tenant_id, config_id)
-            self._version_cache[config_id] = cached
+            self._version_cache[key] = cached
         return cached
 
     def worker(self) -> Worker:

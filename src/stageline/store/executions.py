@@ -68,11 +68,9 @@ def create(conn: Connection, tenant_id: UUID, new: NewExecution, blobs: BlobStor
         concurrency_key=first.concurrency_key, run_timeout_seconds=new.run_timeout_seconds,
         retry_count=0, skip_cache=new.skip_cache, created_at=now, updated_at=now, **new.extra,
     )
-    conn.execute(executions.insert().values(**values))
-    steps = step_rows(execution_id, config)
-    for row, step in zip(steps, config.steps, strict=True):
-        row["outstanding"] = int(step.input == ENTRY_STAGE)  # its entry message, below
-    conn.execute(step_runs.insert(), steps)
+    # Statement and parameters apart: the compiled INSERT is cached and reused.
+    conn.execute(executions.insert(), [_full_row(values)])
+    conn.execute(step_runs.insert(), initial_step_rows(execution_id, config))
     entry_correlation = _record_input(conn, tenant_id, execution_id, new.payload, blobs,
                                       inline_limit)
     entry_messages = [
@@ -84,6 +82,29 @@ def create(conn: Connection, tenant_id: UUID, new: NewExecution, blobs: BlobStor
     notify_work(conn)
     record: dict[str, Any] = {f.name: values.get(f.name) for f in fields(ExecutionRecord)}
     return ExecutionRecord(**record), True
+
+
+def _full_row(values: dict[str, Any]) -> dict[str, Any]:
+    """Every column named, so each start compiles to the same cached statement."""
+    return {c.name: values.get(c.name) for c in executions.columns}
+
+
+def initial_step_rows(execution_id: UUID, config: PipelineConfig) -> list[dict[str, Any]]:
+    """A new execution's steps: those reading the entry stage have its message waiting."""
+    rows = step_rows(execution_id, config)
+    for row, step in zip(rows, config.steps, strict=True):
+        row["outstanding"] = int(step.input == ENTRY_STAGE)
+    return rows
+
+
+def initial_steps(execution_id: UUID, config: PipelineConfig) -> list[StepRunRecord]:
+    """What `create` wrote for the steps, without reading it back."""
+    names = [f.name for f in fields(StepRunRecord)]
+    records = []
+    for row in initial_step_rows(execution_id, config):
+        values: dict[str, Any] = {name: row.get(name) for name in names}
+        records.append(StepRunRecord(**values))
+    return records
 
 
 def step_rows(execution_id: UUID, config: PipelineConfig) -> list[dict[str, Any]]:
@@ -118,12 +139,14 @@ def _record_input(conn: Connection, tenant_id: UUID, execution_id: UUID, payload
     insert_items(conn, item_rows(execution_id, [item],
                                  offload(execution_id, [item], blobs, inline_limit)))
     now = utcnow()
-    conn.execute(lineage_entries.insert().values(
+    conn.execute(lineage_entries.insert(), [dict(
         id=new_id(), tenant_id=tenant_id, correlation_id=correlation_id,
-        execution_id=execution_id, stage_name=ENTRY_STAGE,
+        parent_correlation_id=None, replay_batch_id=None, execution_id=execution_id,
+        route_id=None, adapter_name=None, adapter_index=None, stage_name=ENTRY_STAGE,
         stage_status=StageStatus.INITIATED, stage_input_hash=item.encoded.content_hash,
         item_key=ENTRY_KEY, attempt=1, started_at=now, completed_at=now, duration_ms=0.0,
-    ))
+        meta=None, error_info=None,
+    )])
     return correlation_id
 
 

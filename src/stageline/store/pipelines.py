@@ -180,6 +180,22 @@ def find(conn: Connection, tenant_id: UUID, name: str, version: int | None = Non
     return _to_version(row)
 
 
+def find_config_id(conn: Connection, tenant_id: UUID, name: str,
+                   version: int | None = None) -> UUID:
+    """The config id of a version by pipeline name (the latest without a number),
+    without reading the snapshot: callers cache versions by config id."""
+    query = (select(pipeline_versions.c.config_id)
+             .join(pipelines, pipelines.c.id == pipeline_versions.c.pipeline_id)
+             .where(pipelines.c.tenant_id == tenant_id, pipelines.c.name == name))
+    query = (query.where(pipeline_versions.c.version == version) if version is not None
+             else query.order_by(pipeline_versions.c.version.desc()).limit(1))
+    found = conn.execute(query).scalar()
+    if found is None:
+        suffix = f" version {version}" if version is not None else ""
+        raise UnknownPipeline(f"unknown pipeline {name!r}{suffix}")
+    return UUID(str(found))
+
+
 def by_config_id(conn: Connection, tenant_id: UUID, config_id: UUID) -> Version:
     row = conn.execute(
         _version_query().where(pipelines.c.tenant_id == tenant_id,

@@ -32,7 +32,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def json_type() -> TypeEngine[Any]:
-    return JSON().with_variant(JSONB(), "postgresql")
+    # Python None is SQL NULL, not the JSON text 'null'
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def bytes_type() -> TypeEngine[bytes]:

@@ -42,8 +42,9 @@ def start_execution(body: ExecutionCreate, runtime: RuntimeDep, tenant: TenantDe
     labels = body.model_dump(include={"batch_id", "deployment_id", "session_id", "user_id",
                                       "step_key", "output_schema_name"}, exclude_none=True)
     with runtime.db.write() as conn:
-        version = (pipelines.by_config_id(conn, tenant, body.config_id) if body.config_id
-                   else pipelines.find(conn, tenant, body.pipeline or "", body.version))
+        config_id = body.config_id or pipelines.find_config_id(
+            conn, tenant, body.pipeline or "", body.version)
+        version = runtime.version(conn, tenant, config_id)
         if pipelines.is_archived(conn, version.pipeline_id):
             raise ApiError(409, "pipeline_archived", f"pipeline {version.pipeline!r} is archived")
         record, created = executions.create(conn, tenant, NewExecution(
@@ -51,9 +52,11 @@ def start_execution(body: ExecutionCreate, runtime: RuntimeDep, tenant: TenantDe
             idempotency_key=body.idempotency_key, run_timeout_seconds=body.run_timeout_seconds,
             skip_cache=body.skip_cache, extra=labels,
         ), runtime.blobs, runtime.settings.inline_limit)
-        steps = executions.steps_of(conn, record.id)
-        if not created:
-            version = pipelines.by_config_id(conn, tenant, record.config_id)
+        if created:
+            steps = executions.initial_steps(record.id, version.config)
+        else:
+            steps = executions.steps_of(conn, record.id)
+            version = runtime.version(conn, tenant, record.config_id)
     if created:
         runtime.waker.notify()
     else:
