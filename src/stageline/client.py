@@ -85,8 +85,11 @@ class Calls:
         return Call("POST", "/api/v1/executions", _DETAIL, json=body)
 
     @staticmethod
-    def execution(id_or_tag: str | UUID) -> Call[ExecutionDetail]:
-        return Call("GET", f"/api/v1/executions/{id_or_tag}", _DETAIL)
+    def execution(id_or_tag: str | UUID, wait_seconds: float | None = None
+                  ) -> Call[ExecutionDetail]:
+        """With `wait_seconds`, the server answers once the execution has ended."""
+        return Call("GET", f"/api/v1/executions/{id_or_tag}", _DETAIL,
+                    params=_clean({"wait_seconds": wait_seconds}))
 
     @staticmethod
     def executions(**filters: Any) -> Call[ExecutionList]:
@@ -181,6 +184,11 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return {"X-API-Key": api_key} if api_key else {}
 
 
+def _wait_for(deadline: float) -> float:
+    """One long-poll: what is left, well within the HTTP timeout."""
+    return max(0.0, min(20.0, deadline - time.monotonic()))
+
+
 def _delay(attempt: int) -> float:
     return float(min(0.1 * 2 ** attempt, 5.0))
 
@@ -209,27 +217,15 @@ class Client(Endpoints):
             time.sleep(_delay(attempt))
         raise AssertionError("unreachable")
 
-    def wait(self, id_or_tag: str | UUID, timeout: float = 300.0,
-             poll: float = 0.2) -> ExecutionDetail:
-        """Until the execution reaches a terminal status.
-
-        Follows the execution's event stream, which the server closes when the
-        execution ends; polls if the stream breaks.
-        """
+    def wait(self, id_or_tag: str | UUID, timeout: float = 300.0) -> ExecutionDetail:
+        """Until the execution reaches a terminal status (long-polling the server)."""
         deadline = time.monotonic() + timeout
-        try:
-            for _ in self.events(id_or_tag):
-                if time.monotonic() > deadline:
-                    break
-        except httpx.TransportError:
-            pass  # the polling below still finds the end
         while True:
-            detail = self.execution(id_or_tag)
+            detail = self.execution(id_or_tag, wait_seconds=_wait_for(deadline))
             if detail.stageline_status in TERMINAL:
                 return detail
             if time.monotonic() > deadline:
                 raise TimeoutError(f"execution {id_or_tag} still {detail.stageline_status}")
-            time.sleep(poll)
 
     def events(self, id_or_tag: str | UUID) -> Iterator[tuple[str, Any]]:
         """Server-Sent Events of the execution's status changes, until it ends."""
@@ -282,16 +278,14 @@ class AsyncClient(Endpoints):
             await asyncio.sleep(_delay(attempt))
         raise AssertionError("unreachable")
 
-    async def wait(self, id_or_tag: str | UUID, timeout: float = 300.0,
-                   poll: float = 0.2) -> ExecutionDetail:
+    async def wait(self, id_or_tag: str | UUID, timeout: float = 300.0) -> ExecutionDetail:
         deadline = time.monotonic() + timeout
         while True:
-            detail = await self.execution(id_or_tag)
+            detail = await self.execution(id_or_tag, wait_seconds=_wait_for(deadline))
             if detail.stageline_status in TERMINAL:
                 return detail
             if time.monotonic() > deadline:
                 raise TimeoutError(f"execution {id_or_tag} still {detail.stageline_status}")
-            await asyncio.sleep(poll)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -82,3 +82,12 @@ def test_executions_list_and_show_through_a_server(server: Server) -> None:
     assert listed.returncode == 0 and "listed" in listed.stdout and "completed" in listed.stdout
     shown = cli(server, "executions", "show", "listed")
     assert shown.returncode == 0 and str(done.id) in shown.stdout and "split" in shown.stdout
+
+
+def test_long_poll_answers_when_the_execution_ends(server: Server) -> None:
+    with Client(server.url) as api:
+        started = api.start("words", {"text": "p q\nr"})
+        done = api.execution(started.id, wait_seconds=20)
+        assert done.stageline_status == "completed" and done.result == 3
+        instant = api.execution(started.id, wait_seconds=0)
+        assert instant.stageline_status == "completed"

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from stageline.api import errors
 from stageline.api.auth import Authenticator
+from stageline.api.endings import Endings
 from stageline.api.middleware import RequestContext
 from stageline.api.routes import (
     diff,
@@ -64,6 +65,9 @@ def create_app(runtime: Runtime, *, worker: Worker | None = None, open_access: b
                               "results and replay from any stage.")
     app.state.runtime = runtime
     app.state.auth = Authenticator(runtime.db, runtime.default_tenant, open_access)
+    app.state.endings = Endings()
+    if worker is not None:
+        worker.on_commit = lambda report: app.state.endings.announce(report.finished)
     errors.install(app)
     for module in (health, executions, replay, diff, lineage, monitoring, pipeline_views,
                    pipelines, sources):

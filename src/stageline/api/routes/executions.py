@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from contextlib import suppress
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from anyio.to_thread import run_sync
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import AwareDatetime
 
 from stageline.api import cursor as cursors
 from stageline.api.deps import RuntimeDep, TenantDep
+from stageline.api.endings import RECHECK_SECONDS, Endings
 from stageline.api.errors import ApiError
 from stageline.api.views import execution_detail, lineage_entry
-from stageline.domain.status import ExecutionStatus
+from stageline.domain.status import EXECUTION_TERMINAL, ExecutionStatus
+from stageline.runtime import Runtime
 from stageline.schemas.errors import ErrorResponse, HTTPValidationError
 from stageline.schemas.executions import (
     CancelRequest,
@@ -31,6 +37,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "Resource not found"},
     422: {"model": HTTPValidationError, "description": "Validation Error"},
 }
+TERMINAL = {str(s) for s in EXECUTION_TERMINAL}
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"], responses=ERRORS)
 
 
@@ -96,8 +103,32 @@ def list_executions(
 
 
 @router.get("/{execution_id}", response_model=ExecutionDetail)
-def get_execution(execution_id: str, runtime: RuntimeDep, tenant: TenantDep) -> ExecutionDetail:
-    """One execution by id or tag."""
+async def get_execution(
+    execution_id: str, runtime: RuntimeDep, tenant: TenantDep, request: Request,
+    wait_seconds: Annotated[float, Query(ge=0, le=60, description=(
+        "Long-poll: answer as soon as the execution has ended, or after this many "
+        "seconds with its current state"))] = 0,
+) -> ExecutionDetail:
+    """One execution by id or tag; with `wait_seconds`, once it has ended."""
+    detail = await run_sync(_detail, runtime, tenant, execution_id)
+    deadline = time.monotonic() + wait_seconds
+    endings: Endings = request.app.state.endings
+    while detail.stageline_status not in TERMINAL and time.monotonic() < deadline:
+        event = endings.register(UUID(detail.id))
+        try:
+            detail = await run_sync(_detail, runtime, tenant, detail.id)  # after registering
+            if detail.stageline_status in TERMINAL:
+                break
+            with suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), min(RECHECK_SECONDS,
+                                                         deadline - time.monotonic()))
+        finally:
+            endings.unregister(UUID(detail.id), event)
+        detail = await run_sync(_detail, runtime, tenant, detail.id)
+    return detail
+
+
+def _detail(runtime: Runtime, tenant: UUID, execution_id: str) -> ExecutionDetail:
     with runtime.db.read() as conn:
         record = executions.resolve(conn, tenant, execution_id)
         version = runtime.version(conn, tenant, record.config_id)
