@@ -20,9 +20,10 @@ from uuid import UUID
 
 import pytest
 
-from stageline.store import executions, items, lineage, migrate, pipelines, tenants
+from stageline.store import executions, lineage, migrate, pipelines, tenants
 from stageline.store.db import Database
 from stageline.store.records import LineageRecord, StepRunRecord
+from stageline.store.stages import read_stage
 from tests.conftest import BACKEND, scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +90,7 @@ def test_the_first_command_completes_with_lineage_for_every_item(ingested: Inges
         steps = executions.steps_of(conn, record.id)
         config = pipelines.config_of(conn, record.config_id)
         total, entries = lineage.for_execution(conn, record.id, 100_000)
-        stages = {s: items.list_items(conn, record.id, s)
+        stages = {s: read_stage(conn, record.id, s)
                   for s in {st.input_stage for st in steps} | {st.output_stage for st in steps}}
     assert record.status == "completed"
     assert total == len(entries)

@@ -28,8 +28,9 @@ from stageline.domain.status import EXECUTION_TERMINAL, StageStatus
 from stageline.runtime import Runtime
 from stageline.store import executions, lineage
 from stageline.store.executions import NewExecution
-from stageline.store.items import StoredItem, list_items
+from stageline.store.items import StoredItem
 from stageline.store.records import ExecutionRecord, LineageRecord, StepRunRecord
+from stageline.store.stages import read_stage
 from tests.acceptance.conftest import free_port
 from tests.conftest import BACKEND
 
@@ -220,7 +221,7 @@ class Cluster:
 
     def items(self, execution_id: UUID, stage: str) -> list[StoredItem]:
         with self.runtime.db.read() as conn:
-            return list_items(conn, execution_id, stage)
+            return read_stage(conn, execution_id, stage)
 
     def values(self, execution_id: UUID, stage: str) -> list[Any]:
         return [i.load(self.runtime.blobs) for i in self.items(execution_id, stage)]

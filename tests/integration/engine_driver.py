@@ -17,9 +17,10 @@ from stageline.runtime import Runtime
 from stageline.sdk.pipeline import Pipeline
 from stageline.store import executions, lineage, pipelines
 from stageline.store.executions import NewExecution
-from stageline.store.items import StoredItem, list_items
+from stageline.store.items import StoredItem
 from stageline.store.queue import ConfigLookup
 from stageline.store.records import ExecutionRecord, LineageRecord, StepRunRecord
+from stageline.store.stages import read_stage
 from stageline.store.tables import messages
 
 E = ExecutionStatus
@@ -108,7 +109,7 @@ class Engine:
 
     def items(self, execution_id: UUID, stage: str) -> list[StoredItem]:
         with self.runtime.db.read() as conn:
-            return list_items(conn, execution_id, stage)
+            return read_stage(conn, execution_id, stage)
 
     def values(self, execution_id: UUID, stage: str) -> list[Any]:
         return [item.load(self.runtime.blobs) for item in self.items(execution_id, stage)]

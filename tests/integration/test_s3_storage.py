@@ -29,8 +29,9 @@ from stageline.runtime import Runtime
 from stageline.settings import Settings
 from stageline.store import executions
 from stageline.store.executions import NewExecution
-from stageline.store.items import StoredItem, list_items
+from stageline.store.items import StoredItem
 from stageline.store.records import ExecutionRecord
+from stageline.store.stages import read_stage
 from tests.acceptance.conftest import free_port
 
 s3fs = pytest.importorskip("s3fs", reason="s3fs is not installed (pip install s3fs)")
@@ -144,7 +145,7 @@ def _start(runtime: Runtime, pipeline: str, payload: Any) -> ExecutionRecord:
 
 def _items(runtime: Runtime, record: ExecutionRecord, stage: str) -> list[StoredItem]:
     with runtime.db.read() as conn:
-        return list_items(conn, record.id, stage)
+        return read_stage(conn, record.id, stage)
 
 
 def _expected_keys(record: ExecutionRecord) -> set[str]:

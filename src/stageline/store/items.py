@@ -124,22 +124,6 @@ def get_items_by_address(conn: Connection, addresses: list[tuple[UUID, str, str]
     return {(r.execution_id, r.stage_name, r.item_key): to_item(r) for r in rows}
 
 
-def list_items(conn: Connection, execution_id: UUID, stage: str, *,
-               after: str | None = None, limit: int | None = None,
-               prefix: str | None = None) -> list[StoredItem]:
-    """A stage's items in key order, from after `after`, optionally under a key prefix."""
-    query = select(stage_items).where(stage_items.c.execution_id == execution_id,
-                                      stage_items.c.stage_name == stage)
-    if after is not None:
-        query = query.where(stage_items.c.item_key > after)
-    if prefix:
-        query = query.where(stage_items.c.item_key.startswith(prefix, autoescape=True))
-    query = query.order_by(stage_items.c.item_key)
-    if limit is not None:
-        query = query.limit(limit)
-    return [to_item(r) for r in conn.execute(query)]
-
-
 def count_items(conn: Connection, execution_id: UUID, stage: str) -> int:
     return conn.execute(select(func.count()).select_from(stage_items).where(
         stage_items.c.execution_id == execution_id, stage_items.c.stage_name == stage,

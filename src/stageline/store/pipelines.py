@@ -170,14 +170,7 @@ def _to_version(row: Row[Any]) -> Version:
 
 def find(conn: Connection, tenant_id: UUID, name: str, version: int | None = None) -> Version:
     """A version by pipeline name: the given number or the latest."""
-    query = _version_query().where(pipelines.c.tenant_id == tenant_id, pipelines.c.name == name)
-    query = (query.where(pipeline_versions.c.version == version) if version is not None
-             else query.order_by(pipeline_versions.c.version.desc()).limit(1))
-    row = conn.execute(query).first()
-    if row is None:
-        suffix = f" version {version}" if version is not None else ""
-        raise UnknownPipeline(f"unknown pipeline {name!r}{suffix}")
-    return _to_version(row)
+    return by_config_id(conn, tenant_id, find_config_id(conn, tenant_id, name, version))
 
 
 def find_config_id(conn: Connection, tenant_id: UUID, name: str,
