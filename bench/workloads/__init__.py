@@ -1,0 +1,1 @@
+"""Stageline's own workloads, each against a real `stageline serve` over HTTP."""
