@@ -27,3 +27,11 @@ class ValidationError(BaseModel):
 
 class HTTPValidationError(BaseModel):
     detail: list[ValidationError] = Field(default_factory=list)
+
+
+# What most operations document besides their success: unknown ids and invalid
+# requests. (Every operation also documents 400/401/413/503: see api/app.py.)
+NOT_FOUND_OR_INVALID: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "Resource not found"},
+    422: {"model": HTTPValidationError, "description": "Validation Error"},
+}

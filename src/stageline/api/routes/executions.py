@@ -19,7 +19,7 @@ from stageline.api.errors import ApiError
 from stageline.api.views import execution_detail, lineage_entry
 from stageline.domain.status import EXECUTION_TERMINAL, ExecutionStatus
 from stageline.runtime import Runtime
-from stageline.schemas.errors import ErrorResponse, HTTPValidationError
+from stageline.schemas.errors import NOT_FOUND_OR_INVALID, ErrorResponse
 from stageline.schemas.executions import (
     CancelRequest,
     ExecutionCreate,
@@ -33,10 +33,7 @@ from stageline.store.executions import ExecutionFilter, NewExecution
 from stageline.store.ids import new_id
 from stageline.store.types import utcnow
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "Resource not found"},
-    422: {"model": HTTPValidationError, "description": "Validation Error"},
-}
+ERRORS = NOT_FOUND_OR_INVALID
 TERMINAL = {str(s) for s in EXECUTION_TERMINAL}
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"], responses=ERRORS)
 

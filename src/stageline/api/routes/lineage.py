@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
@@ -12,7 +12,7 @@ from stageline.api import cursor as cursors
 from stageline.api.deps import RuntimeDep, TenantDep
 from stageline.api.errors import ApiError
 from stageline.api.views import lineage_entry
-from stageline.schemas.errors import ErrorResponse, HTTPValidationError
+from stageline.schemas.errors import NOT_FOUND_OR_INVALID, ErrorResponse
 from stageline.schemas.lineage_queries import (
     LineageAttempts,
     LineageChain,
@@ -22,10 +22,7 @@ from stageline.schemas.lineage_queries import (
 from stageline.store import executions, lineage
 from stageline.store.lineage import LineageFilter
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "Resource not found"},
-    422: {"model": HTTPValidationError, "description": "Validation Error"},
-}
+ERRORS = NOT_FOUND_OR_INVALID
 router = APIRouter(prefix="/api/v1/lineage", tags=["lineage"], responses=ERRORS)
 
 CorrelationId = Annotated[str, Path(min_length=1, max_length=64,

@@ -17,7 +17,7 @@ from stageline.domain.config import PipelineConfig
 from stageline.domain.graph import ENTRY_STAGE
 from stageline.domain.status import EXECUTION_TERMINAL, ExecutionStatus
 from stageline.runtime import Runtime
-from stageline.schemas.errors import ErrorResponse, HTTPValidationError
+from stageline.schemas.errors import NOT_FOUND_OR_INVALID
 from stageline.schemas.monitoring import (
     AdapterStats,
     DagEdge,
@@ -35,10 +35,7 @@ from stageline.store.db import DatabaseUnavailable
 from stageline.store.records import ExecutionRecord, StepRunRecord
 from stageline.store.stats import StepSummary, Summary
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "Resource not found"},
-    422: {"model": HTTPValidationError, "description": "Validation Error"},
-}
+ERRORS = NOT_FOUND_OR_INVALID
 router = APIRouter(prefix="/api/v1/executions", tags=["monitoring"], responses=ERRORS)
 
 ExecutionRef = Annotated[str, Path(min_length=1, max_length=200,
