@@ -21,13 +21,11 @@ PINS: dict[str, list[str]] = {
     "dbos": ["dbos==3.4.0"],
     "celery": ["celery[redis]==5.7.0", "redis==8.1.0"],
     "procrastinate": ["procrastinate==3.10.0"],
-    "prefect": ["prefect==3.9.1"],
 }
 CONFIGS: dict[str, list[str]] = {
     "dbos": ["sqlite", "postgresql"],
     "celery": ["redis"],
     "procrastinate": ["postgresql"],
-    "prefect": ["sqlite"],
 }
 DEFAULT_PEERS = ("dbos", "celery", "procrastinate")
 TIMEOUT = 3600

@@ -11,7 +11,7 @@ from typing import Any
 
 @dataclass
 class Measurement:
-    system: str  # stageline, dbos, celery, procrastinate, prefect
+    system: str  # stageline, dbos, celery, procrastinate
     config: str  # sqlite, sqlite-strict, postgresql, redis
     workload: str  # W1 ... W5, idle
     repeat: int

@@ -37,8 +37,6 @@ DURABILITY: dict[tuple[str, str], str] = {
                          "Redis has no persistence: appendonly no, save '')",
     ("procrastinate", "postgresql"): "crash and power loss: nothing committed; a job in flight "
                                      "stalls until retried, and may defer its successor twice",
-    ("prefect", "sqlite"): "crash: a flow run in flight is marked crashed; results are not "
-                           "persisted unless configured",
 }
 
 
@@ -51,7 +49,6 @@ LOSES: dict[tuple[str, str], str] = {
     ("dbos", "postgresql"): "nothing / nothing",
     ("celery", "redis"): "started tasks / everything",
     ("procrastinate", "postgresql"): "nothing / nothing",
-    ("prefect", "sqlite"): "?",
 }
 
 
@@ -84,7 +81,7 @@ ROWS = [
     Row("idle", "rss_mb", "idle RSS", "MB", "< 150 MB", lambda v: v < 150),
     Row("idle", "ready_s", "start to /healthz", "s", "< 2 s", lambda v: v < 2),
 ]
-SYSTEM_ORDER = ["stageline", "dbos", "celery", "procrastinate", "prefect"]
+SYSTEM_ORDER = ["stageline", "dbos", "celery", "procrastinate"]
 
 
 def one_line(m: Measurement) -> str:
@@ -269,9 +266,12 @@ def _sizes_text(s: Sizes) -> str:
             f"{s.w4_requests} requests per query; idle {s.idle_seconds:g} s")
 
 
-def update_doc(doc: Path, measurements: list[Measurement], sizes: Sizes, command: str) -> None:
-    """Replace the section of this size between its markers; other text stays."""
-    begin, end = f"<!-- bench:{sizes.name}:begin -->", f"<!-- bench:{sizes.name}:end -->"
+def update_doc(doc: Path, measurements: list[Measurement], sizes: Sizes, command: str,
+               name: str | None = None) -> None:
+    """Replace the section `name` (default: the size's name) between its markers;
+    other text stays."""
+    name = name or sizes.name
+    begin, end = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
     body = f"{begin}\n{section(measurements, sizes, command)}\n{end}"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
@@ -296,11 +296,12 @@ def main() -> None:
                    help="JSON lines files written by bench/run.py (of one size)")
     p.add_argument("--doc", type=Path, help="update this markdown file instead of printing")
     p.add_argument("--command", default="python bench/run.py")
+    p.add_argument("--section", help="markers to write between (default: the size's name)")
     args = p.parse_args()
     measurements = [m for path in args.raw for m in load(path)]
     sizes = BY_NAME[args.raw[0].stem.rsplit("-", 1)[-1]]
     if args.doc:
-        update_doc(args.doc, measurements, sizes, args.command)
+        update_doc(args.doc, measurements, sizes, args.command, args.section)
     else:
         print(section(measurements, sizes, args.command))
 
