@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from uuid import UUID
+
+from engine_driver import Engine
 
 from stageline import Pipeline
 from stageline.runtime import Runtime
@@ -54,17 +55,7 @@ def run(runtime: Runtime, pipeline: Pipeline, text: str, skip_cache: bool = Fals
 
 
 def finish(runtime: Runtime, execution_id: UUID) -> ExecutionRecord:
-    worker = runtime.worker()
-    assert runtime.default_tenant is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        worker.run_until_idle()
-        with runtime.db.read() as conn:
-            record = executions.get(conn, runtime.default_tenant, execution_id)
-        if record.status not in ("pending", "running"):
-            return record
-        time.sleep(0.02)
-    raise AssertionError("did not finish")
+    return Engine(runtime).drain(execution_id)
 
 
 def test_second_run_reuses_outputs_and_says_so(runtime: Runtime) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from uuid import UUID
 
 import pytest
+from engine_driver import Engine
 from sqlalchemy import func, select
 
 from stageline import Fatal, Pipeline
@@ -56,17 +56,8 @@ def build(name: str = "ingest", fixed: bool = False, scale: int = 1) -> Pipeline
 
 
 def run_to_end(runtime: Runtime, execution_id: UUID, timeout: float = 60) -> ExecutionRecord:
-    worker = runtime.worker()
-    deadline = time.monotonic() + timeout
-    assert runtime.default_tenant is not None
-    while time.monotonic() < deadline:
-        worker.run_until_idle()
-        with runtime.db.read() as conn:
-            record = executions.get(conn, runtime.default_tenant, execution_id)
-        if record.status not in ("pending", "running"):
-            return record
-        time.sleep(0.02)
-    raise AssertionError("execution did not end")
+    """Work until the execution settles (the shared driver's loop)."""
+    return Engine(runtime).drain(execution_id, timeout)
 
 
 def start(runtime: Runtime, pipeline: Pipeline, n: int) -> ExecutionRecord:
