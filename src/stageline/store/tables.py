@@ -168,9 +168,13 @@ messages = Table(
     Column("lease_expires_at", UTCDateTime),
     Column("lineage_id", Uuid),  # the lineage entry of the attempt in flight
     Column("created_at", UTCDateTime, nullable=False),
-    Index("ix_messages_claim", "status", "queue", "available_at"),
+    Index("ix_messages_lease", "status", "lease_expires_at"),
     Index("ix_messages_execution", "execution_id", "status"),
 )
+
+# The claim reads ready messages in this order, straight off the index.
+Index("ix_messages_ready", messages.c.status, messages.c.queue, messages.c.priority.desc(),
+      messages.c.available_at)
 
 lineage_entries = Table(
     "lineage_entries", metadata,
