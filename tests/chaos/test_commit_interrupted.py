@@ -153,8 +153,9 @@ def test_commit_answer_lost_is_not_recorded_twice(cluster: Cluster,
     reports: list[queue.CommitReport] = []
 
     def commit_then_lose_answer(conn: Connection, outcomes: list[queue.Outcome],
-                                configs: queue.ConfigLookup) -> queue.CommitReport:
-        report = original(conn, outcomes, configs)
+                                configs: queue.ConfigLookup,
+                                carry: queue.Carry | None = None) -> queue.CommitReport:
+        report = original(conn, outcomes, configs, carry)
         db.lose_next_commit = not reports
         reports.append(report)
         return report

@@ -38,6 +38,16 @@ class Authenticator:
         raise ApiError(401, "missing_api_key",
                        "send an API key in X-API-Key or Authorization: Bearer")
 
+    def cached(self, key: str | None) -> UUID | None:
+        """The tenant for `key` when the answer is known without the database."""
+        now = time.monotonic()
+        if key:
+            found = self._keys.get(key)
+            return found[1] if found and found[0] > now else None
+        if self.open_access and self._any_keys[0] > now and not self._any_keys[1]:
+            return self.default_tenant
+        return None
+
     def _lookup(self, key: str) -> UUID | None:
         now = time.monotonic()
         cached = self._keys.get(key)

@@ -56,6 +56,9 @@ class Worker:
         self._listener: WorkListener | None = None
         self._pool = ThreadPoolExecutor(self.settings.concurrency,
                                         thread_name_prefix="stageline-handler")
+        self._beat = _Heartbeat(self)
+        self._in_hand: list[Claimed] = []  # leased by the last commit, not yet run
+        self._expiry_checked = -1e9
         self.processed = 0
 
     # -- lifecycle -------------------------------------------------------
@@ -76,13 +79,14 @@ class Worker:
             self._thread.join(timeout)
         if self._listener is not None:
             self._listener.stop()
+        self._beat.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def run_forever(self) -> None:
         idle = self.settings.poll_interval
         while not self._stop.is_set():
             try:
-                done = self.run_once()
+                done = self._round(carry=True)
             except DatabaseUnavailable as exc:
                 log.warning("database unavailable, retrying: %s", exc)
                 done = 0
@@ -91,32 +95,77 @@ class Worker:
                 done = 0
             if not done:
                 self.waker.wait(idle)
+        self._finish_in_hand()
 
     def run_until_idle(self, timeout: float = 60.0) -> None:
         """Process until no message is ready (tests and `stageline run`)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self.run_once():
+            if not self._round(carry=True):
                 return
+        self._finish_in_hand()
         raise TimeoutError("work did not drain in time")
 
     # -- one round -------------------------------------------------------
 
     def run_once(self) -> int:
-        claimed = self._claim()
+        """Claim one batch, run it, commit it; nothing stays leased afterwards."""
+        return self._round(carry=False)
+
+    def _round(self, carry: bool) -> int:
+        """Run the batch in hand (or a newly claimed one) and commit it. With
+        `carry`, the commit also leases the next batch, which stays in hand."""
+        claimed, self._in_hand = self._in_hand or self._claim(), []
         if not claimed:
             return 0
-        with _Heartbeat(self, claimed):
-            outcomes = list(self._pool.map(self._run, claimed))
-        self._commit(outcomes)
+        self._beat.hold(claimed)
+        try:
+            outcomes = self._run_all(claimed)
+        finally:
+            self._beat.release()
+        self._commit(outcomes, carry)
         self.processed += len(outcomes)
         return len(outcomes)
+
+    def _finish_in_hand(self) -> None:
+        """Messages leased by the last commit are run and committed, not abandoned
+        to wait for their lease to expire."""
+        while self._in_hand:
+            try:
+                self._round(carry=False)
+            except Exception:
+                log.exception("could not finish the batch in hand; its leases will expire")
+                self._in_hand = []
+
+    def _run_all(self, claimed: list[Claimed]) -> list[Outcome]:
+        """Run a batch on the handler threads, in one contiguous slice per thread:
+        a few futures per batch instead of one per message."""
+        if len(claimed) == 1:  # nothing to overlap with: skip the thread hop
+            return [self._run(claimed[0])]
+        slices = min(self.settings.concurrency, len(claimed))
+        size = -(-len(claimed) // slices)
+        parts = [claimed[i:i + size] for i in range(0, len(claimed), size)]
+        outcomes: list[Outcome] = []
+        for part in self._pool.map(lambda part: [self._run(c) for c in part], parts):
+            outcomes += part
+        return outcomes
 
     def _claim(self) -> list[Claimed]:
         with self.db.write() as conn:
             return queue.claim(conn, self.settings.name, self.settings.batch_size,
                                self.settings.lease_seconds, self.settings.queues,
-                               lambda cid: self._config(cid, conn))
+                               lambda cid: self._config(cid, conn),
+                               expired=self._expiry_due())
+
+    def _expiry_due(self) -> bool:
+        """Whether this claim also looks for expired leases. Leases last many
+        seconds, so looking once a second loses nothing and saves a query on
+        every other claim."""
+        now = time.monotonic()
+        if now - self._expiry_checked < 1.0:
+            return False
+        self._expiry_checked = now
+        return True
 
     def _config(self, config_id: UUID, conn: object | None = None) -> PipelineConfig:
         config = self._configs.get(config_id)
@@ -146,14 +195,18 @@ class Worker:
                                     self.settings.inline_limit)
         return outcome
 
-    def _commit(self, outcomes: list[Outcome]) -> None:
+    def _commit(self, outcomes: list[Outcome], carry: bool = False) -> None:
         """Commit, retrying while the database is away and the leases still hold."""
         deadline = time.monotonic() + self.settings.lease_seconds
         delay = 0.05
+        s = self.settings
+        plan = queue.Carry(s.name, s.queues, s.batch_size, s.lease_seconds,
+                           self._expiry_due()) if carry else None
         while True:
             try:
                 with self.db.write() as conn:
-                    report = queue.commit(conn, outcomes, self._config)
+                    report = queue.commit(conn, outcomes, lambda cid: self._config(cid, conn),
+                                          carry=plan)
                 break
             except DatabaseUnavailable:
                 if time.monotonic() + delay > deadline:
@@ -161,39 +214,54 @@ class Worker:
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+        self._in_hand = report.next_batch
         if report.fenced:
             log.warning("lease lost for %d messages; their results were discarded",
                         len(report.fenced))
-        if report.new_messages or report.finished:
+        if report.new_messages > len(report.next_batch) or report.finished:
             self.waker.notify()
         if self.on_commit is not None:
             self.on_commit(report)
 
 
 class _Heartbeat:
-    """Extends the batch's leases while its handlers run."""
+    """One thread per worker that extends the leases of the batch being run."""
 
-    def __init__(self, worker: Worker, claimed: list[Claimed]) -> None:
+    def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        self.ids = [c.id for c in claimed]
-        self.token = claimed[0].lease_token
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True,
-                                        name="stageline-heartbeat")
+        self._lock = threading.Lock()
+        self._held: list[Claimed] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
+    def hold(self, claimed: list[Claimed]) -> None:
+        with self._lock:
+            self._held = claimed
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._beat, daemon=True,
+                                                name="stageline-heartbeat")
+                self._thread.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
+    def release(self) -> None:
+        with self._lock:
+            self._held = []
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
     def _beat(self) -> None:
         lease = self.worker.settings.lease_seconds
-        while not self._done.wait(lease / 3):
-            try:
-                with self.worker.db.write() as conn:
-                    queue.heartbeat(conn, self.ids, self.token, lease)
-            except Exception as exc:
-                log.warning("heartbeat failed: %s", exc)
+        while not self._stop.wait(lease / 3):
+            with self._lock:
+                held = list(self._held)
+            by_token: dict[UUID, list[UUID]] = {}
+            for c in held:
+                by_token.setdefault(c.lease_token, []).append(c.id)
+            for token, ids in by_token.items():
+                try:
+                    with self.worker.db.write() as conn:
+                        queue.heartbeat(conn, ids, token, lease)
+                except Exception as exc:
+                    log.warning("heartbeat failed: %s", exc)

@@ -11,9 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Boolean, Connection, and_, bindparam, case, update
 
+from stageline.domain.status import StepStatus
 from stageline.store.tables import step_runs
+from stageline.store.types import UTCDateTime, utcnow
 
 StepKey = tuple[UUID, int]
 
@@ -25,6 +27,7 @@ class StepDelta:
     failed: int = 0
     attempts: int = 0
     handler_seconds: float = 0.0
+    start: bool = False  # a message of this step was leased here: pending -> running
 
 
 def add_outstanding(conn: Connection, keys: Iterable[StepKey]) -> None:
@@ -33,6 +36,10 @@ def add_outstanding(conn: Connection, keys: Iterable[StepKey]) -> None:
     apply_deltas(conn, deltas)
 
 
+# The same guard as a claim's start of a step (only pending becomes running),
+# folded into the counters' UPDATE when a commit leases the step's next message.
+_STARTING = and_(bindparam("d_start", type_=Boolean()),
+                 step_runs.c.status == StepStatus.PENDING)
 _APPLY = (
     update(step_runs)
     .where(step_runs.c.execution_id == bindparam("k_exec"),
@@ -43,6 +50,9 @@ _APPLY = (
         failed=step_runs.c.failed + bindparam("d_failed"),
         attempts=step_runs.c.attempts + bindparam("d_attempts"),
         handler_seconds=step_runs.c.handler_seconds + bindparam("d_seconds"),
+        status=case((_STARTING, str(StepStatus.RUNNING)), else_=step_runs.c.status),
+        started_at=case((_STARTING, bindparam("d_now", type_=UTCDateTime())),
+                        else_=step_runs.c.started_at),
     )
 )
 
@@ -51,9 +61,11 @@ def apply_deltas(conn: Connection, deltas: dict[StepKey, StepDelta]) -> None:
     if not deltas:
         return
     # Sorted keys: concurrent transactions lock rows in one order, so no deadlock.
+    now = utcnow()
     rows = [
         {"k_exec": e, "k_index": i, "d_out": d.outstanding, "d_done": d.completed,
-         "d_failed": d.failed, "d_attempts": d.attempts, "d_seconds": d.handler_seconds}
+         "d_failed": d.failed, "d_attempts": d.attempts, "d_seconds": d.handler_seconds,
+         "d_start": d.start, "d_now": now}
         for (e, i), d in sorted(deltas.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))
     ]
     conn.execute(_APPLY, rows)

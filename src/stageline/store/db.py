@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: threads still queue, processes meet the busy timeout
+    fcntl = None  # type: ignore[assignment]
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -51,6 +57,7 @@ class Database:
         self.url = normalize_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         self.engine = self._create(pool_size, durability, echo)
+        self._writer = WriterLock(make_url(self.url).database) if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -74,7 +81,8 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A read-write transaction, committed on exit."""
-        with unavailable_on_connection_errors(), self.engine.begin() as conn:
+        with (self._writer or nullcontext()), unavailable_on_connection_errors(), \
+                self.engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -87,6 +95,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._writer is not None:
+            self._writer.close()
 
 
 @contextmanager
@@ -105,6 +115,51 @@ def _is_connection_error(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
     return any(s in text for s in ("connection", "could not connect", "server closed",
                                    "terminating", "unable to open database"))
+
+
+class WriterLock:
+    """SQLite has one writer at a time: writers queue for it here.
+
+    Threads of this process wait on a lock, processes on an advisory lock of a
+    file beside the database; both wake the moment the writer is done. Waiting
+    in SQLite's busy handler instead sleeps in steps of up to 100 ms, which
+    makes a steady writer starve the others. Re-entrant within a thread.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._file: Any = None
+        self._path: Path | None = None
+        if fcntl is not None and database and database != ":memory:" \
+                and not database.startswith("file:"):
+            self._path = Path(database).expanduser().with_name(
+                Path(database).name + ".writer-lock")
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        self._depth += 1
+        if self._depth == 1 and self._path is not None:
+            try:
+                if self._file is None:
+                    self._file = open(self._path, "a+b")  # kept open: one per Database
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+            except BaseException:
+                self._depth -= 1
+                self._threads.release()
+                raise
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        self._threads.release()
+
+    def close(self) -> None:
+        with self._threads:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
 
 def _make_parent(url: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Table, text
@@ -17,8 +18,14 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, rows: list[dict[st
     """
     if not rows:
         return
-    ins = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
-    conn.execute(ins.on_conflict_do_nothing(index_elements=list(index)), rows)
+    conn.execute(_ignoring_conflicts(conn.dialect.name, table, index), rows)
+
+
+@cache
+def _ignoring_conflicts(dialect: str, table: Table, index: tuple[str, ...]) -> Any:
+    """Built once per table and key: the hot path reuses the compiled statement."""
+    ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return ins.on_conflict_do_nothing(index_elements=list(index))
 
 
 def skip_locked(conn: Connection) -> bool:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, bindparam, or_, select
 
 from stageline.domain.config import PipelineConfig
 from stageline.domain.graph import ENTRY_STAGE
@@ -127,7 +127,8 @@ def message_row(execution_id: UUID, step_index: int, route: str, queue: str, pri
         "status": status, "item_key": item_key, "input_execution_id": input_execution_id,
         "parent_correlation_id": parent_correlation_id, "replay_batch_id": replay_batch_id,
         "queue": queue, "priority": priority, "attempt": 0, "available_at": now,
-        "created_at": now,
+        "created_at": now, "lease_owner": None, "lease_token": None, "lease_expires_at": None,
+        "lineage_id": None,
     }
 
 
@@ -161,9 +162,14 @@ def tag_taken(conn: Connection, tenant_id: UUID, tag: str) -> bool:
         executions.c.tenant_id == tenant_id, executions.c.tag == tag)).first() is not None
 
 
+_GET = select(executions).where(executions.c.tenant_id == bindparam("g_tenant"),
+                                executions.c.id == bindparam("g_id"))
+_STEPS_OF = (select(step_runs).where(step_runs.c.execution_id == bindparam("g_id"))
+             .order_by(step_runs.c.step_index))
+
+
 def get(conn: Connection, tenant_id: UUID, execution_id: UUID) -> ExecutionRecord:
-    row = conn.execute(select(executions).where(executions.c.tenant_id == tenant_id,
-                                                executions.c.id == execution_id)).first()
+    row = conn.execute(_GET, {"g_tenant": tenant_id, "g_id": execution_id}).first()
     if row is None:
         raise UnknownExecution(f"execution {execution_id} not found")
     return ExecutionRecord.from_row(row)
@@ -185,8 +191,7 @@ def resolve(conn: Connection, tenant_id: UUID, id_or_tag: str) -> ExecutionRecor
 
 
 def steps_of(conn: Connection, execution_id: UUID) -> list[StepRunRecord]:
-    rows = conn.execute(select(step_runs).where(step_runs.c.execution_id == execution_id)
-                        .order_by(step_runs.c.step_index))
+    rows = conn.execute(_STEPS_OF, {"g_id": execution_id})
     return [StepRunRecord.from_row(r) for r in rows]
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, func, select, tuple_
+from sqlalchemy import Connection, bindparam, func, select, tuple_
 
 from stageline.domain.items import Encoded, decode
 from stageline.storage.blobs import BlobStore
@@ -114,13 +114,17 @@ def get_items(conn: Connection, execution_id: UUID, stage: str,
     return {r.item_key: to_item(r) for r in rows}
 
 
+_BY_ADDRESS = select(stage_items).where(
+    tuple_(stage_items.c.execution_id, stage_items.c.stage_name, stage_items.c.item_key)
+    .in_(bindparam("i_addr", expanding=True)))
+
+
 def get_items_by_address(conn: Connection, addresses: list[tuple[UUID, str, str]]
                          ) -> dict[tuple[UUID, str, str], StoredItem]:
     """Items by (execution, stage, key), any mix of them, in one query."""
     if not addresses:
         return {}
-    key = tuple_(stage_items.c.execution_id, stage_items.c.stage_name, stage_items.c.item_key)
-    rows = conn.execute(select(stage_items).where(key.in_(addresses)))
+    rows = conn.execute(_BY_ADDRESS, {"i_addr": addresses})
     return {(r.execution_id, r.stage_name, r.item_key): to_item(r) for r in rows}
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Row, Select, and_, func, or_, select, update
+from sqlalchemy import Connection, Row, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from stageline.domain.config import PipelineConfig
@@ -25,6 +26,12 @@ class Version:
     version: int
     config: PipelineConfig
     created_at: datetime
+
+    @cached_property
+    def snapshot(self) -> dict[str, Any]:
+        """The config's JSON form, built once: versions are immutable, and
+        every execution read answers it."""
+        return self.config.snapshot()
 
 
 @dataclass(frozen=True)
@@ -177,16 +184,32 @@ def find_config_id(conn: Connection, tenant_id: UUID, name: str,
                    version: int | None = None) -> UUID:
     """The config id of a version by pipeline name (the latest without a number),
     without reading the snapshot: callers cache versions by config id."""
-    query = (select(pipeline_versions.c.config_id)
+    return find_startable(conn, tenant_id, name, version)[0]
+
+
+def _startable_query(numbered: bool) -> Any:
+    query = (select(pipeline_versions.c.config_id, pipelines.c.archived_at)
              .join(pipelines, pipelines.c.id == pipeline_versions.c.pipeline_id)
-             .where(pipelines.c.tenant_id == tenant_id, pipelines.c.name == name))
-    query = (query.where(pipeline_versions.c.version == version) if version is not None
-             else query.order_by(pipeline_versions.c.version.desc()).limit(1))
-    found = conn.execute(query).scalar()
-    if found is None:
+             .where(pipelines.c.tenant_id == bindparam("p_tenant"),
+                    pipelines.c.name == bindparam("p_name")))
+    if numbered:
+        return query.where(pipeline_versions.c.version == bindparam("p_version"))
+    return query.order_by(pipeline_versions.c.version.desc()).limit(1)
+
+
+# Built once: starting an execution looks its version up on every request.
+_STARTABLE = {numbered: _startable_query(numbered) for numbered in (False, True)}
+
+
+def find_startable(conn: Connection, tenant_id: UUID, name: str,
+                   version: int | None = None) -> tuple[UUID, bool]:
+    """A version's config id by pipeline name, and whether its pipeline is archived."""
+    row = conn.execute(_STARTABLE[version is not None], {
+        "p_tenant": tenant_id, "p_name": name, "p_version": version}).first()
+    if row is None:
         suffix = f" version {version}" if version is not None else ""
         raise UnknownPipeline(f"unknown pipeline {name!r}{suffix}")
-    return UUID(str(found))
+    return UUID(str(row.config_id)), row.archived_at is not None
 
 
 def by_config_id(conn: Connection, tenant_id: UUID, config_id: UUID) -> Version:

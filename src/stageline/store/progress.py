@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, func, select, tuple_
+from sqlalchemy import Connection, bindparam, func, select, tuple_
 
 from stageline.domain.config import PipelineConfig
 from stageline.domain.items import decode
@@ -45,12 +45,18 @@ def settle_execution(conn: Connection, execution_id: UUID,
     return settle_executions(conn, [(execution_id, config)]).get(execution_id)
 
 
-def settle_executions(conn: Connection,
-                      targets: list[tuple[UUID, PipelineConfig]]) -> dict[UUID, ExecutionStatus]:
-    """Settle a batch of executions; returns those whose status changed."""
+def settle_executions(conn: Connection, targets: list[tuple[UUID, PipelineConfig]],
+                      statuses: dict[UUID, ExecutionStatus] | None = None,
+                      ) -> dict[UUID, ExecutionStatus]:
+    """Settle a batch of executions; returns those whose status changed.
+
+    `statuses`: the executions' statuses when the caller has just read them
+    under lock, to save reading them again.
+    """
     ids = [execution_id for execution_id, _ in targets]
-    statuses = {r.id: ExecutionStatus(r.status) for r in conn.execute(
-        select(executions.c.id, executions.c.status).where(executions.c.id.in_(ids)))}
+    if statuses is None:
+        statuses = {r.id: ExecutionStatus(r.status)
+                    for r in conn.execute(_STATUSES, {"p_ids": ids})}
     steps = _steps_by_execution(conn, ids)
     changes: list[tuple[UUID, StepChange]] = []
     collects: list[tuple[UUID, PipelineConfig, int]] = []
@@ -70,9 +76,15 @@ def settle_executions(conn: Connection,
     return {e.execution_id: e.target for e in endings}
 
 
+_STATUSES = select(executions.c.id, executions.c.status).where(
+    executions.c.id.in_(bindparam("p_ids", expanding=True)))
+_STEPS = select(*_STEP_COLUMNS).where(
+    step_runs.c.execution_id.in_(bindparam("p_ids", expanding=True)))
+
+
 def _steps_by_execution(conn: Connection, ids: list[UUID]) -> dict[UUID, list[Any]]:
     found: dict[UUID, list[Any]] = defaultdict(list)
-    for row in conn.execute(select(*_STEP_COLUMNS).where(step_runs.c.execution_id.in_(ids))):
+    for row in conn.execute(_STEPS, {"p_ids": ids}):
         found[row.execution_id].append(row)
     return found
 
@@ -127,29 +139,34 @@ def _finish(conn: Connection, endings: list[Ending]) -> None:
     move_executions(conn, moves)
 
 
+_ADDRESS = tuple_(stage_items.c.execution_id, stage_items.c.stage_name)
+_LEAF_COUNTS = (select(stage_items.c.execution_id, func.count())
+                .where(_ADDRESS.in_(bindparam("r_addr", expanding=True)))
+                .group_by(stage_items.c.execution_id))
+_LEAF_ITEMS = (select(stage_items.c.execution_id, stage_items.c.data,
+                      stage_items.c.content_type)
+               .where(_ADDRESS.in_(bindparam("r_addr", expanding=True))))
+
+
 def _results(conn: Connection, endings: list[Ending]) -> dict[UUID, Any]:
     """Each execution's result: the single item of its one final stage when that
     item lives inline; otherwise a pointer to the stage and its size."""
     leaf_of: dict[UUID, str] = {}
     results: dict[UUID, Any] = {}
     for e in endings:
-        consumed = {s.input for s in e.config.steps}
-        leaves = [s.output for s in e.config.steps if s.output not in consumed]
+        leaves = [s.output for s, leaf in zip(e.config.steps, e.config.layout.is_leaf,
+                                              strict=True) if leaf]
         if len(leaves) == 1:
             leaf_of[e.execution_id] = leaves[0]
         else:
             results[e.execution_id] = {"stages": leaves}
     if not leaf_of:
         return results
-    address = tuple_(stage_items.c.execution_id, stage_items.c.stage_name)
     counts: dict[UUID, int] = {row[0]: row[1] for row in conn.execute(
-        select(stage_items.c.execution_id, func.count()).where(address.in_(leaf_of.items()))
-        .group_by(stage_items.c.execution_id))}
+        _LEAF_COUNTS, {"r_addr": list(leaf_of.items())})}
     singles = [(e, s) for e, s in leaf_of.items() if counts.get(e) == 1]
     if singles:
-        for row in conn.execute(select(stage_items.c.execution_id, stage_items.c.data,
-                                       stage_items.c.content_type)
-                                .where(address.in_(singles))):
+        for row in conn.execute(_LEAF_ITEMS, {"r_addr": singles}):
             if row.data is not None:
                 results[row.execution_id] = decode(row.data, row.content_type)
     for execution_id, stage in leaf_of.items():

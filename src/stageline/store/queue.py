@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, bindparam, or_, select, tuple_, update
+from sqlalchemy import Connection, bindparam, select, tuple_, update
 
 from stageline.domain.config import PipelineConfig
 from stageline.domain.items import cache_key
@@ -100,23 +100,37 @@ class Outcome:
     paths: dict[str, str] = field(default_factory=dict)  # items already offloaded to storage
 
 
+@dataclass(frozen=True)
+class Carry:
+    """Claiming inside a commit: the next batch is leased in the same transaction.
+
+    The messages a commit creates for this worker's queues are leased to it as
+    they are written (their input is the output just produced, already in
+    hand), then the batch is topped up with other ready messages. One
+    transaction per batch instead of two, and no round trip between the steps
+    of a chain.
+    """
+
+    worker: str
+    queues: list[str]
+    limit: int
+    lease_seconds: float
+    expired: bool = True  # also take over expired leases when topping up
+
+
 def claim(conn: Connection, worker: str, limit: int, lease_seconds: float,
-          queues: list[str], configs: ConfigLookup) -> list[Claimed]:
-    """Lease up to `limit` ready messages (and any whose lease expired)."""
+          queues: list[str], configs: ConfigLookup, *, expired: bool = True) -> list[Claimed]:
+    """Lease up to `limit` ready messages, and, unless `expired` is False, any
+    whose lease expired."""
     now = utcnow()
-    rows = conn.execute(_candidates(conn, queues, limit, now)).all()
+    rows = _candidates(conn, queues, limit, now, expired)
     if not rows:
         return []
     token = new_id()
     expires = now + timedelta(seconds=lease_seconds)
-    leases = [{"m_id": r.id, "m_lineage": new_id()} for r in rows]
-    conn.execute(
-        update(messages).where(messages.c.id == bindparam("m_id")).values(
-            status=MessageStatus.LEASED, lease_owner=worker, lease_token=token,
-            lease_expires_at=expires, attempt=messages.c.attempt + 1,
-            lineage_id=bindparam("m_lineage")),
-        leases,
-    )
+    leases = [{"m_id": r.id, "m_lineage": new_id(), "m_owner": worker, "m_token": token,
+               "m_expires": expires} for r in rows]
+    conn.execute(_LEASE, leases)
     _expire_lost_attempts(conn, [r for r in rows if r.status == MessageStatus.LEASED], now)
     claimed = _with_cache(conn, _with_inputs(conn, rows, leases, token, configs, worker),
                           configs)
@@ -125,39 +139,72 @@ def claim(conn: Connection, worker: str, limit: int, lease_seconds: float,
     return claimed
 
 
-def _candidates(conn: Connection, queues: list[str], limit: int, now: Any) -> Any:
+_CANDIDATE_COLUMNS = (
+    messages.c.id, messages.c.status, messages.c.lineage_id, messages.c.execution_id,
+    messages.c.step_index, messages.c.route, messages.c.item_key,
+    messages.c.input_execution_id, messages.c.parent_correlation_id,
+    messages.c.replay_batch_id, messages.c.attempt, executions.c.tenant_id,
+    executions.c.config_id, executions.c.skip_cache,
+)
+
+
+def _candidate_queries(skip: bool) -> tuple[Any, Any]:
+    """Expired leases first (oldest work), then ready messages in priority order:
+    each a plain range of its own index, so a claim reads `limit` rows, not the
+    whole queue."""
     m = messages.c
-    ready = or_(
-        and_(m.status == MessageStatus.QUEUED, m.available_at <= now),
-        and_(m.status == MessageStatus.LEASED, m.lease_expires_at < now),
-    )
-    query = (
-        select(m.id, m.status, m.lineage_id, m.execution_id, m.step_index, m.route,
-               m.item_key, m.input_execution_id, m.parent_correlation_id, m.replay_batch_id,
-               m.attempt, executions.c.tenant_id, executions.c.config_id,
-               executions.c.skip_cache)
-        .join(executions, executions.c.id == m.execution_id)
-        .where(ready, m.queue.in_(queues), executions.c.status.in_(ACTIVE))
-        .order_by(m.priority.desc(), m.available_at)
-        .limit(limit)
-    )
-    if skip_locked(conn):
-        query = query.with_for_update(skip_locked=True, of=messages)
-    return query
+    base = (select(*_CANDIDATE_COLUMNS)
+            .join(executions, executions.c.id == m.execution_id)
+            .where(executions.c.status.in_(ACTIVE))
+            .limit(bindparam("limit")))
+    in_queues = m.queue.in_(bindparam("queues", expanding=True))
+    expired = base.where(m.status == MessageStatus.LEASED, in_queues,
+                         m.lease_expires_at < bindparam("now")).order_by(m.lease_expires_at)
+    ready = base.where(m.status == MessageStatus.QUEUED, in_queues,
+                       m.available_at <= bindparam("now")
+                       ).order_by(m.priority.desc(), m.available_at)
+    if skip:
+        expired = expired.with_for_update(skip_locked=True, of=messages)
+        ready = ready.with_for_update(skip_locked=True, of=messages)
+    return expired, ready
+
+
+# Built once: the hot path reuses compiled statements instead of rebuilding them.
+_CANDIDATES = {skip: _candidate_queries(skip) for skip in (False, True)}
+
+
+def _candidates(conn: Connection, queues: list[str], limit: int, now: Any,
+                with_expired: bool) -> list[Any]:
+    expired, ready = _CANDIDATES[skip_locked(conn)]
+    rows = list(conn.execute(expired, {"now": now, "limit": limit, "queues": queues})
+                ) if with_expired else []
+    if len(rows) < limit:
+        rows += conn.execute(ready, {"now": now, "limit": limit - len(rows),
+                                     "queues": queues})
+    return rows
+
+
+_LEASE = (
+    update(messages).where(messages.c.id == bindparam("m_id")).values(
+        status=MessageStatus.LEASED, lease_owner=bindparam("m_owner"),
+        lease_token=bindparam("m_token"), lease_expires_at=bindparam("m_expires"),
+        attempt=messages.c.attempt + 1, lineage_id=bindparam("m_lineage"))
+)
+_EXPIRE_ATTEMPT = (
+    update(lineage_entries).where(lineage_entries.c.id == bindparam("l_id"),
+                                  lineage_entries.c.stage_status == StageStatus.PROCESSING)
+    .values(stage_status=StageStatus.FAILED, completed_at=bindparam("l_now"),
+            error_info={"type": "LeaseExpired",
+                        "message": "the worker's lease expired before it committed"})
+)
 
 
 def _expire_lost_attempts(conn: Connection, taken_over: list[Any], now: Any) -> None:
     """The attempts of a worker that stopped heartbeating are lost: say so in lineage."""
-    if not taken_over:
-        return
-    conn.execute(
-        update(lineage_entries).where(lineage_entries.c.id == bindparam("l_id"),
-                                      lineage_entries.c.stage_status == StageStatus.PROCESSING)
-        .values(stage_status=StageStatus.FAILED, completed_at=now,
-                error_info={"type": "LeaseExpired",
-                            "message": "the worker's lease expired before it committed"}),
-        [{"l_id": r.lineage_id} for r in taken_over if r.lineage_id is not None],
-    )
+    rows = [{"l_id": r.lineage_id, "l_now": now} for r in taken_over
+            if r.lineage_id is not None]
+    if rows:
+        conn.execute(_EXPIRE_ATTEMPT, rows)
 
 
 def _with_inputs(conn: Connection, rows: Sequence[Any], leases: list[dict[str, Any]],
@@ -239,28 +286,45 @@ def _record_attempts(conn: Connection, claimed: list[Claimed], configs: ConfigLo
             "route_id": c.route, "adapter_name": step.adapters[0].name, "adapter_index": 0,
             "stage_name": step.output, "stage_status": StageStatus.PROCESSING,
             "stage_input_hash": c.input_hash, "item_key": c.item_key, "attempt": c.attempt,
-            "started_at": now, "meta": {"worker": worker, "attempt": c.attempt},
+            "started_at": now, "completed_at": None, "duration_ms": None,
+            "meta": {"worker": worker, "attempt": c.attempt}, "error_info": None,
         })
-    conn.execute(lineage_entries.insert(), rows)
+    conn.execute(_INSERT_LINEAGE, rows)
+
+
+_INSERT_LINEAGE = lineage_entries.insert()
+_START_EXECUTIONS = (
+    update(executions).where(executions.c.id.in_(bindparam("e_ids", expanding=True)),
+                             executions.c.status == ExecutionStatus.PENDING)
+    .values(status=ExecutionStatus.RUNNING, started_at=bindparam("e_now"),
+            updated_at=bindparam("e_now"), assigned_to_worker=bindparam("e_worker"))
+)
+_START_STEPS = (
+    update(step_runs).where(step_runs.c.execution_id == bindparam("s_exec"),
+                            step_runs.c.step_index == bindparam("s_index"),
+                            step_runs.c.status == StepStatus.PENDING)
+    .values(status=StepStatus.RUNNING, started_at=bindparam("s_now"))
+)
 
 
 def _mark_started(conn: Connection, claimed: list[Claimed], worker: str, now: Any) -> None:
+    """Pending executions and steps of the batch are running now (a no-op for
+    the steps already running, which most batches only touch)."""
     execution_ids = sorted({c.execution_id for c in claimed}, key=str)
-    conn.execute(
-        update(executions).where(executions.c.id.in_(execution_ids),
-                                 executions.c.status == ExecutionStatus.PENDING)
-        .values(status=ExecutionStatus.RUNNING, started_at=now, updated_at=now,
-                assigned_to_worker=worker)
-    )
+    conn.execute(_START_EXECUTIONS, {"e_ids": execution_ids, "e_now": now,
+                                     "e_worker": worker})
     step_keys = sorted({(c.execution_id, c.step_index) for c in claimed},
                        key=lambda k: (str(k[0]), k[1]))
-    conn.execute(
-        update(step_runs).where(step_runs.c.execution_id == bindparam("s_exec"),
-                                step_runs.c.step_index == bindparam("s_index"),
-                                step_runs.c.status == StepStatus.PENDING)
-        .values(status=StepStatus.RUNNING, started_at=now),
-        [{"s_exec": e, "s_index": i} for e, i in step_keys],
-    )
+    conn.execute(_START_STEPS, [{"s_exec": e, "s_index": i, "s_now": now}
+                                for e, i in step_keys])
+
+
+_HEARTBEAT = (
+    update(messages).where(messages.c.id.in_(bindparam("h_ids", expanding=True)),
+                           messages.c.lease_token == bindparam("h_token"),
+                           messages.c.status == MessageStatus.LEASED)
+    .values(lease_expires_at=bindparam("h_expires"))
+)
 
 
 def heartbeat(conn: Connection, message_ids: list[UUID], token: UUID,
@@ -268,11 +332,9 @@ def heartbeat(conn: Connection, message_ids: list[UUID], token: UUID,
     """Extend this worker's leases; returns how many it still holds."""
     if not message_ids:
         return 0
-    result = conn.execute(
-        update(messages).where(messages.c.id.in_(message_ids), messages.c.lease_token == token,
-                               messages.c.status == MessageStatus.LEASED)
-        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
-    )
+    result = conn.execute(_HEARTBEAT, {
+        "h_ids": message_ids, "h_token": token,
+        "h_expires": utcnow() + timedelta(seconds=lease_seconds)})
     return result.rowcount
 
 
@@ -282,89 +344,126 @@ class CommitReport:
     fenced: list[UUID] = field(default_factory=list)  # lease lost: nothing written
     finished: dict[UUID, ExecutionStatus] = field(default_factory=dict)
     new_messages: int = 0
+    next_batch: list[Claimed] = field(default_factory=list)  # leased here, with a Carry
 
 
-def commit(conn: Connection, outcomes: list[Outcome], configs: ConfigLookup) -> CommitReport:
-    """Record a batch of outcomes: items, lineage, follow-ups, counters, settle."""
+def commit(conn: Connection, outcomes: list[Outcome], configs: ConfigLookup,
+           carry: Carry | None = None) -> CommitReport:
+    """Record a batch of outcomes: items, lineage, follow-ups, counters, settle.
+
+    With a `carry`, also lease the worker's next batch in the same transaction.
+    """
     report = CommitReport()
-    if not outcomes:
-        return report
     now = utcnow()
-    draining = _lock_executions(conn, {o.message.execution_id for o in outcomes}, now)
-    valid = _still_leased(conn, outcomes)
-    report.fenced = [o.message.id for o in outcomes if o.message.id not in valid]
-    kept = [o for o in outcomes if o.message.id in valid]
-    if not kept:
-        return report
-    for o in kept:
-        if o.message.execution_id in draining and o.status == MessageStatus.QUEUED:
-            o.status = MessageStatus.CANCELLED  # no retries once a cancel was asked
-    _close_messages(conn, kept, now)
-    _close_attempts(conn, kept, now)
-    _insert_outputs(conn, kept)
-    _remember(conn, kept, configs, now)
-    deltas, follow_ups = _follow_ups(kept, configs, now, draining)
-    if follow_ups:
-        conn.execute(messages.insert(), follow_ups)
-    apply_deltas(conn, deltas)
-    if _count_retries(conn, kept) or follow_ups:
-        notify_work(conn)
-    report.committed = [o.message.id for o in kept]
-    report.new_messages = len(follow_ups)
-    touched = sorted({(o.message.execution_id, o.message.config_id) for o in kept},
-                     key=lambda pair: str(pair[0]))
-    report.finished = settle_executions(conn, [(e, configs(c)) for e, c in touched])
+    kept: list[Outcome] = []
+    if outcomes:
+        draining, statuses = _lock_executions(conn, {o.message.execution_id
+                                                     for o in outcomes}, now)
+        for o in outcomes:
+            if o.message.execution_id in draining and o.status == MessageStatus.QUEUED:
+                o.status = MessageStatus.CANCELLED  # no retries once a cancel was asked
+        kept = _close_messages(conn, outcomes, now)
+        kept_ids = {o.message.id for o in kept}
+        report.fenced = [o.message.id for o in outcomes if o.message.id not in kept_ids]
+    if kept:
+        _close_attempts(conn, kept, now)
+        _insert_outputs(conn, kept)
+        _remember(conn, kept, configs, now)
+        carried = _Carried(carry, now) if carry is not None else None
+        deltas, follow_ups = _follow_ups(kept, configs, now, draining, carried)
+        if follow_ups:
+            conn.execute(_INSERT_MESSAGE, follow_ups)
+        apply_deltas(conn, deltas)
+        if _count_retries(conn, kept) or (carried is None and follow_ups) or (
+                carried is not None and len(follow_ups) > len(carried.claimed)):
+            notify_work(conn)
+        report.committed = [o.message.id for o in kept]
+        report.new_messages = len(follow_ups)
+        touched = sorted({(o.message.execution_id, o.message.config_id) for o in kept},
+                         key=lambda pair: str(pair[0]))
+        report.finished = settle_executions(conn, [(e, configs(c)) for e, c in touched],
+                                            statuses)
+        if carried is not None and carried.claimed:
+            report.next_batch = _with_cache(conn, carried.claimed, configs)
+            # (their executions are running; their steps started with the counters)
+            _record_attempts(conn, report.next_batch, configs, carried.carry.worker, now)
+    # Top up a small carried batch with other ready work; a large one goes first,
+    # and its chains' own next steps come back carried.
+    if carry is not None and len(report.next_batch) <= carry.limit // 2:
+        report.next_batch += claim(conn, carry.worker, carry.limit - len(report.next_batch),
+                                   carry.lease_seconds, carry.queues, configs,
+                                   expired=carry.expired)
     return report
 
 
-def _lock_executions(conn: Connection, ids: set[UUID], now: Any) -> set[UUID]:
-    """Lock the batch's executions; returns those being cancelled.
+_INSERT_MESSAGE = messages.insert()
+_LOCK_EXECUTIONS = (
+    update(executions).where(executions.c.id.in_(bindparam("x_ids", expanding=True)))
+    .values(updated_at=bindparam("x_now"))
+    .returning(executions.c.id, executions.c.status)
+)
+
+
+def _lock_executions(conn: Connection, ids: set[UUID], now: Any
+                     ) -> tuple[set[UUID], dict[UUID, ExecutionStatus]]:
+    """Lock the batch's executions; returns those being cancelled, and every status.
 
     The lock serialises commits of one execution, so the last one to finish a
     step always sees the others' counters (PostgreSQL row lock; SQLite's one writer).
     """
-    rows = conn.execute(update(executions).where(executions.c.id.in_(sorted(ids, key=str)))
-                        .values(updated_at=now)
-                        .returning(executions.c.id, executions.c.status))
-    return {r.id for r in rows if r.status == ExecutionStatus.CANCELLING}
+    rows = conn.execute(_LOCK_EXECUTIONS, {"x_ids": sorted(ids, key=str), "x_now": now})
+    statuses = {r.id: ExecutionStatus(r.status) for r in rows}
+    return {i for i, s in statuses.items() if s == ExecutionStatus.CANCELLING}, statuses
 
 
-def _still_leased(conn: Connection, outcomes: list[Outcome]) -> set[UUID]:
-    tokens = {o.message.id: o.message.lease_token for o in outcomes}
-    query = select(messages.c.id, messages.c.lease_token).where(
-        messages.c.id.in_(list(tokens)), messages.c.status == MessageStatus.LEASED)
-    if skip_locked(conn):
-        query = query.with_for_update()
-    return {r.id for r in conn.execute(query) if r.lease_token == tokens[r.id]}
+_CLOSE_MESSAGES = (
+    update(messages).where(messages.c.id.in_(bindparam("m_ids", expanding=True)),
+                           messages.c.lease_token == bindparam("m_token"),
+                           messages.c.status == MessageStatus.LEASED)
+    .values(status=bindparam("m_status"), available_at=bindparam("m_available"),
+            lease_owner=None, lease_token=None, lease_expires_at=None)
+    .returning(messages.c.id)
+)
 
 
-def _close_messages(conn: Connection, kept: list[Outcome], now: Any) -> None:
-    conn.execute(
-        update(messages).where(messages.c.id == bindparam("m_id"),
-                               messages.c.lease_token == bindparam("m_token"))
-        .values(status=bindparam("m_status"), available_at=bindparam("m_available"),
-                lease_owner=None, lease_token=None, lease_expires_at=None),
-        [{"m_id": o.message.id, "m_token": o.message.lease_token, "m_status": o.status,
-          "m_available": now + timedelta(seconds=o.retry_delay)} for o in kept],
-    )
+def _close_messages(conn: Connection, outcomes: list[Outcome], now: Any) -> list[Outcome]:
+    """Close the messages whose lease this worker still holds; returns their outcomes.
+
+    The lease token fences in the UPDATE itself, and RETURNING says which rows
+    it closed: one statement per (lease, status, availability), which is one
+    or two for a batch.
+    """
+    groups: dict[tuple[UUID, MessageStatus, Any], list[UUID]] = defaultdict(list)
+    for o in outcomes:
+        available = now + timedelta(seconds=o.retry_delay) if o.retry_delay else now
+        groups[(o.message.lease_token, o.status, available)].append(o.message.id)
+    closed: set[UUID] = set()
+    for (token, status, available), ids in groups.items():
+        closed.update(conn.execute(_CLOSE_MESSAGES, {
+            "m_ids": ids, "m_token": token, "m_status": status,
+            "m_available": available}).scalars())
+    return [o for o in outcomes if o.message.id in closed]
+
+
+_CLOSE_ATTEMPT = (
+    update(lineage_entries).where(lineage_entries.c.id == bindparam("l_id")).values(
+        stage_status=bindparam("l_status"), completed_at=bindparam("l_now"),
+        duration_ms=bindparam("l_ms"), adapter_name=bindparam("l_adapter"),
+        adapter_index=bindparam("l_index"), error_info=bindparam("l_error"),
+        meta=bindparam("l_meta"))
+)
 
 
 def _close_attempts(conn: Connection, kept: list[Outcome], now: Any) -> None:
-    conn.execute(
-        update(lineage_entries).where(lineage_entries.c.id == bindparam("l_id")).values(
-            stage_status=bindparam("l_status"), completed_at=now,
-            duration_ms=bindparam("l_ms"), adapter_name=bindparam("l_adapter"),
-            adapter_index=bindparam("l_index"), error_info=bindparam("l_error"),
-            meta=bindparam("l_meta")),
-        [{"l_id": o.message.lineage_id,
-          "l_status": StageStatus.COMPLETED if o.status == MessageStatus.COMPLETED
-          else StageStatus.FAILED,
-          "l_ms": o.duration_ms, "l_adapter": o.adapter_name, "l_index": o.adapter_index,
-          "l_error": o.error_info,
-          "l_meta": {"worker": o.message.worker, "attempt": o.message.attempt,
-                     "outputs": len(o.outputs), **o.meta}}
-         for o in kept],
-    )
+    conn.execute(_CLOSE_ATTEMPT, [
+        {"l_id": o.message.lineage_id,
+         "l_status": StageStatus.COMPLETED if o.status == MessageStatus.COMPLETED
+         else StageStatus.FAILED,
+         "l_now": now, "l_ms": o.duration_ms, "l_adapter": o.adapter_name,
+         "l_index": o.adapter_index, "l_error": o.error_info,
+         "l_meta": {"worker": o.message.worker, "attempt": o.message.attempt,
+                    "outputs": len(o.outputs), **o.meta}}
+        for o in kept])
 
 
 def _insert_outputs(conn: Connection, kept: list[Outcome]) -> None:
@@ -386,8 +485,41 @@ def _remember(conn: Connection, kept: list[Outcome], configs: ConfigLookup, now:
     insert_ignoring_conflicts(conn, step_cache, rows, "tenant_id", "cache_key")
 
 
-def _follow_ups(kept: list[Outcome], configs: ConfigLookup, now: Any,
-                draining: set[UUID]) -> tuple[dict[StepKey, StepDelta], list[dict[str, Any]]]:
+class _Carried:
+    """Follow-up messages leased to the committing worker as they are written."""
+
+    def __init__(self, carry: Carry, now: Any) -> None:
+        self.carry = carry
+        self.token = new_id()
+        self.expires = now + timedelta(seconds=carry.lease_seconds)
+        self.claimed: list[Claimed] = []
+
+    def take(self, row: dict[str, Any], producer: Outcome, item: NewItem,
+             step_input: str) -> bool:
+        """Lease `row` (a new message) here when this worker serves its queue and
+        the batch has room; its input is `item`, which the producer just wrote."""
+        if len(self.claimed) >= self.carry.limit or row["queue"] not in self.carry.queues:
+            return False
+        m = producer.message
+        lineage_id = new_id()
+        row.update(status=MessageStatus.LEASED, lease_owner=self.carry.worker,
+                   lease_token=self.token, lease_expires_at=self.expires, attempt=1,
+                   lineage_id=lineage_id)
+        path = producer.paths.get(f"{item.stage}\x00{item.key}")
+        stored = StoredItem(m.execution_id, step_input, item.key, item.correlation_id,
+                            item.encoded.content_type, len(item.encoded.data),
+                            item.encoded.content_hash, None if path else item.encoded.data,
+                            path, row["created_at"])
+        self.claimed.append(Claimed(
+            row["id"], m.execution_id, m.tenant_id, m.config_id, row["step_index"],
+            row["route"], item.key, m.correlation_id, m.replay_batch_id, 1, self.token,
+            lineage_id, [stored], stored.content_hash, m.skip_cache, self.carry.worker))
+        return True
+
+
+def _follow_ups(kept: list[Outcome], configs: ConfigLookup, now: Any, draining: set[UUID],
+                carried: _Carried | None = None,
+                ) -> tuple[dict[StepKey, StepDelta], list[dict[str, Any]]]:
     """Counter changes and the next steps' messages; none for a draining execution."""
     deltas: dict[StepKey, StepDelta] = defaultdict(StepDelta)
     rows: list[dict[str, Any]] = []
@@ -413,11 +545,21 @@ def _follow_ups(kept: list[Outcome], configs: ConfigLookup, now: Any,
             if step.input != producer.output or step.collect:
                 continue
             for item in o.outputs:
-                rows.append(message_row(m.execution_id, index, step.name, step.queue,
-                                        step.priority, item.key, m.execution_id,
-                                        m.correlation_id, m.replay_batch_id, now, status))
-                deltas[(m.execution_id, index)].outstanding += 1
+                row = message_row(m.execution_id, index, step.name, step.queue,
+                                  step.priority, item.key, m.execution_id,
+                                  m.correlation_id, m.replay_batch_id, now, status)
+                follow = deltas[(m.execution_id, index)]
+                if carried is not None and status == MessageStatus.QUEUED:
+                    follow.start |= carried.take(row, o, item, step.input)
+                rows.append(row)
+                follow.outstanding += 1
     return deltas, rows
+
+
+_COUNT_RETRIES = (
+    update(executions).where(executions.c.id == bindparam("e_id"))
+    .values(retry_count=executions.c.retry_count + bindparam("e_n"))
+)
 
 
 def _count_retries(conn: Connection, kept: list[Outcome]) -> int:
@@ -426,9 +568,5 @@ def _count_retries(conn: Connection, kept: list[Outcome]) -> int:
         if o.status == MessageStatus.QUEUED:
             retries[o.message.execution_id] += 1
     if retries:
-        conn.execute(
-            update(executions).where(executions.c.id == bindparam("e_id"))
-            .values(retry_count=executions.c.retry_count + bindparam("e_n")),
-            [{"e_id": e, "e_n": n} for e, n in retries.items()],
-        )
+        conn.execute(_COUNT_RETRIES, [{"e_id": e, "e_n": n} for e, n in retries.items()])
     return sum(retries.values())

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from anyio.to_thread import run_sync
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BaseModel
 
 from stageline.api import cursor as cursors
 from stageline.api.deps import RuntimeDep, TenantDep
@@ -40,16 +40,19 @@ router = APIRouter(prefix="/api/v1/executions", tags=["executions"], responses=E
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ExecutionDetail,
              responses={409: {"model": ErrorResponse}, 413: {"model": ErrorResponse}})
-def start_execution(body: ExecutionCreate, runtime: RuntimeDep, tenant: TenantDep,
-                    response: Response) -> ExecutionDetail:
+def start_execution(body: ExecutionCreate, runtime: RuntimeDep, tenant: TenantDep) -> Response:
     """Start an execution; the same idempotency key answers the execution it created."""
     labels = body.model_dump(include={"batch_id", "deployment_id", "session_id", "user_id",
                                       "step_key", "output_schema_name"}, exclude_none=True)
     with runtime.db.write() as conn:
-        config_id = body.config_id or pipelines.find_config_id(
-            conn, tenant, body.pipeline or "", body.version)
-        version = runtime.version(conn, tenant, config_id)
-        if pipelines.is_archived(conn, version.pipeline_id):
+        if body.config_id is not None:
+            version = runtime.version(conn, tenant, body.config_id)
+            archived = pipelines.is_archived(conn, version.pipeline_id)
+        else:
+            config_id, archived = pipelines.find_startable(conn, tenant, body.pipeline or "",
+                                                           body.version)
+            version = runtime.version(conn, tenant, config_id)
+        if archived:
             raise ApiError(409, "pipeline_archived", f"pipeline {version.pipeline!r} is archived")
         record, created = executions.create(conn, tenant, NewExecution(
             version=version, payload=body.input, tag=body.tag, metadata=body.metadata,
@@ -63,9 +66,14 @@ def start_execution(body: ExecutionCreate, runtime: RuntimeDep, tenant: TenantDe
             version = runtime.version(conn, tenant, record.config_id)
     if created:
         runtime.waker.notify()
-    else:
-        response.status_code = status.HTTP_200_OK
-    return execution_detail(record, version, steps)
+    return _json(execution_detail(record, version, steps),
+                 status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def _json(model: BaseModel, status_code: int = status.HTTP_200_OK) -> Response:
+    """Serialised once: returning the model would have FastAPI validate it again."""
+    return Response(model.model_dump_json(), status_code=status_code,
+                    media_type="application/json")
 
 
 @router.get("", response_model=ExecutionList)
@@ -105,7 +113,7 @@ async def get_execution(
     wait_seconds: Annotated[float, Query(ge=0, le=60, description=(
         "Long-poll: answer as soon as the execution has ended, or after this many "
         "seconds with its current state"))] = 0,
-) -> ExecutionDetail:
+) -> Response:
     """One execution by id or tag; with `wait_seconds`, once it has ended."""
     detail = await run_sync(_detail, runtime, tenant, execution_id)
     deadline = time.monotonic() + wait_seconds
@@ -122,7 +130,7 @@ async def get_execution(
         finally:
             endings.unregister(UUID(detail.id), event)
         detail = await run_sync(_detail, runtime, tenant, detail.id)
-    return detail
+    return _json(detail)
 
 
 def _detail(runtime: Runtime, tenant: UUID, execution_id: str) -> ExecutionDetail:
