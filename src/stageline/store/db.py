@@ -27,7 +27,8 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached or answered with a connection error."""
 
 
-def _json_dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """How JSON columns are written: orjson, numpy values included."""
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
@@ -65,7 +66,7 @@ class Database:
 
     def _create(self, pool_size: int, durability: Durability, echo: bool) -> Engine:
         common: dict[str, Any] = {
-            "json_serializer": _json_dumps,
+            "json_serializer": json_text,
             "json_deserializer": _json_loads,
             "echo": echo,
         }

@@ -18,11 +18,11 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, rows: list[dict[st
     """
     if not rows:
         return
-    conn.execute(_ignoring_conflicts(conn.dialect.name, table, index), rows)
+    conn.execute(ignoring_conflicts(conn.dialect.name, table, index), rows)
 
 
 @cache
-def _ignoring_conflicts(dialect: str, table: Table, index: tuple[str, ...]) -> Any:
+def ignoring_conflicts(dialect: str, table: Table, index: tuple[str, ...]) -> Any:
     """Built once per table and key: the hot path reuses the compiled statement."""
     ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     return ins.on_conflict_do_nothing(index_elements=list(index))

@@ -11,7 +11,8 @@ from sqlalchemy import Connection, bindparam, func, select, tuple_
 
 from stageline.domain.items import Encoded, decode
 from stageline.storage.blobs import BlobStore
-from stageline.store.dialect import insert_ignoring_conflicts
+from stageline.store.bulk import Bulk
+from stageline.store.dialect import ignoring_conflicts
 from stageline.store.tables import stage_items
 from stageline.store.types import utcnow
 
@@ -95,8 +96,16 @@ def item_rows(execution_id: UUID, items: list[NewItem],
     return rows
 
 
+ITEM_COLUMNS = ["execution_id", "stage_name", "item_key", "correlation_id", "content_type",
+                "size", "content_hash", "data", "storage_path", "created_at"]
+# A retried attempt may write an item again: the first write wins.
+_INSERT_ITEMS = Bulk(lambda dialect: ignoring_conflicts(
+    dialect, stage_items, ("execution_id", "stage_name", "item_key")), ITEM_COLUMNS)
+
+
 def insert_items(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    insert_ignoring_conflicts(conn, stage_items, rows, "execution_id", "stage_name", "item_key")
+    """Rows as `item_rows` makes them."""
+    _INSERT_ITEMS.execute(conn, rows)
 
 
 def to_item(row: Any) -> StoredItem:

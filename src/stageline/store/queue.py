@@ -20,6 +20,7 @@ from sqlalchemy import Connection, bindparam, select, tuple_, update
 from stageline.domain.config import PipelineConfig
 from stageline.domain.items import cache_key
 from stageline.domain.status import ExecutionStatus, MessageStatus, StageStatus, StepStatus
+from stageline.store.bulk import Bulk
 from stageline.store.counters import StepDelta, StepKey, apply_deltas
 from stageline.store.dialect import insert_ignoring_conflicts, notify_work, skip_locked
 from stageline.store.executions import message_row
@@ -130,7 +131,7 @@ def claim(conn: Connection, worker: str, limit: int, lease_seconds: float,
     expires = now + timedelta(seconds=lease_seconds)
     leases = [{"m_id": r.id, "m_lineage": new_id(), "m_owner": worker, "m_token": token,
                "m_expires": expires} for r in rows]
-    conn.execute(_LEASE, leases)
+    _LEASE.execute(conn, leases)
     _expire_lost_attempts(conn, [r for r in rows if r.status == MessageStatus.LEASED], now)
     claimed = _with_cache(conn, _with_inputs(conn, rows, leases, token, configs, worker),
                           configs)
@@ -184,7 +185,7 @@ def _candidates(conn: Connection, queues: list[str], limit: int, now: Any,
     return rows
 
 
-_LEASE = (
+_LEASE = Bulk(
     update(messages).where(messages.c.id == bindparam("m_id")).values(
         status=MessageStatus.LEASED, lease_owner=bindparam("m_owner"),
         lease_token=bindparam("m_token"), lease_expires_at=bindparam("m_expires"),
@@ -289,10 +290,10 @@ def _record_attempts(conn: Connection, claimed: list[Claimed], configs: ConfigLo
             "started_at": now, "completed_at": None, "duration_ms": None,
             "meta": {"worker": worker, "attempt": c.attempt}, "error_info": None,
         })
-    conn.execute(_INSERT_LINEAGE, rows)
+    _INSERT_LINEAGE.execute(conn, rows)
 
 
-_INSERT_LINEAGE = lineage_entries.insert()
+_INSERT_LINEAGE = Bulk(lineage_entries.insert(), [c.name for c in lineage_entries.columns])
 _START_EXECUTIONS = (
     update(executions).where(executions.c.id.in_(bindparam("e_ids", expanding=True)),
                              executions.c.status == ExecutionStatus.PENDING)
@@ -372,7 +373,7 @@ def commit(conn: Connection, outcomes: list[Outcome], configs: ConfigLookup,
         carried = _Carried(carry, now) if carry is not None else None
         deltas, follow_ups = _follow_ups(kept, configs, now, draining, carried)
         if follow_ups:
-            conn.execute(_INSERT_MESSAGE, follow_ups)
+            _INSERT_MESSAGE.execute(conn, follow_ups)
         apply_deltas(conn, deltas)
         if _count_retries(conn, kept) or (carried is None and follow_ups) or (
                 carried is not None and len(follow_ups) > len(carried.claimed)):
@@ -396,7 +397,7 @@ def commit(conn: Connection, outcomes: list[Outcome], configs: ConfigLookup,
     return report
 
 
-_INSERT_MESSAGE = messages.insert()
+_INSERT_MESSAGE = Bulk(messages.insert(), [c.name for c in messages.columns])
 _LOCK_EXECUTIONS = (
     update(executions).where(executions.c.id.in_(bindparam("x_ids", expanding=True)))
     .values(updated_at=bindparam("x_now"))
@@ -445,7 +446,7 @@ def _close_messages(conn: Connection, outcomes: list[Outcome], now: Any) -> list
     return [o for o in outcomes if o.message.id in closed]
 
 
-_CLOSE_ATTEMPT = (
+_CLOSE_ATTEMPT = Bulk(
     update(lineage_entries).where(lineage_entries.c.id == bindparam("l_id")).values(
         stage_status=bindparam("l_status"), completed_at=bindparam("l_now"),
         duration_ms=bindparam("l_ms"), adapter_name=bindparam("l_adapter"),
@@ -455,7 +456,7 @@ _CLOSE_ATTEMPT = (
 
 
 def _close_attempts(conn: Connection, kept: list[Outcome], now: Any) -> None:
-    conn.execute(_CLOSE_ATTEMPT, [
+    _CLOSE_ATTEMPT.execute(conn, [
         {"l_id": o.message.lineage_id,
          "l_status": StageStatus.COMPLETED if o.status == MessageStatus.COMPLETED
          else StageStatus.FAILED,
