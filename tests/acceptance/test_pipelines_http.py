@@ -116,6 +116,41 @@ def test_validate_reports_parse_and_graph_errors(server: Server) -> None:
     assert codes(not_object.json()) == [("invalid_type", "")]
 
 
+def test_validate_checks_item_schemas(server: Server) -> None:
+    invalid = words_config()
+    invalid["steps"][1]["input_schema"] = {"type": "str"}
+    disagreeing = words_config()
+    disagreeing["steps"][0]["output_schema"] = {"type": "string"}
+    disagreeing["steps"][1]["input_schema"] = {"type": "object"}
+    with server.client() as client:
+        report = post_yaml(client, "/api/v1/pipelines/validate", invalid).json()
+        warned = client.post("/api/v1/pipelines/validate", json=disagreeing).json()
+        refused = client.post("/api/v1/pipelines", json=invalid)
+        missing = client.get("/api/v1/pipelines/counting")
+    assert report["valid"] is False
+    assert codes(report) == [("invalid_item_schema", "steps[1].input_schema")]
+    assert report["findings"][0]["severity"] == "error"
+    assert warned["valid"] is True
+    assert [(f["code"], f["path"], f["severity"]) for f in warned["findings"]] == [
+        ("stage_type_mismatch", "steps[1].input_schema", "warning")]
+    body = assert_error(refused, 422, "invalid_config")
+    assert codes(body) == [("invalid_item_schema", "steps[1].input_schema")]
+    assert_error(missing, 404, "pipeline_not_found")
+
+
+def test_declared_item_schemas_are_part_of_the_version(server: Server) -> None:
+    config = words_config("schemas")
+    with server.client() as client:
+        first = client.post("/api/v1/pipelines", json=config).json()
+        assert "input_schema" not in first["config_snapshot"]["steps"][1]
+        config["steps"][1]["input_schema"] = {"type": "string"}
+        second = client.post("/api/v1/pipelines/schemas/versions", json=config)
+        again = client.post("/api/v1/pipelines/schemas/versions", json=config)
+    assert second.status_code == 201 and second.json()["version"] == 2
+    assert second.json()["config_snapshot"]["steps"][1]["input_schema"] == {"type": "string"}
+    assert again.status_code == 200 and again.json()["version"] == 2
+
+
 # --- create -----------------------------------------------------------------------------
 
 

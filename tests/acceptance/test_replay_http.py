@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,6 +40,31 @@ def build(name, broken):
 
 ingest = build("ingest", broken=True)
 ingest_fixed = build("ingest-fixed", broken=False)
+
+
+def build_typed(name, segment_options=None, embed_options=None):
+    # annotated handlers: the SDK derives each step's item schemas from them
+    p = Pipeline(name)
+
+    @p.step(output="markdown_segmented", fan_out=True, **(segment_options or {}))
+    def segment(doc: dict) -> list[int]:
+        return list(range(doc["n"]))
+
+    @p.step(output="embeddings", name="embedding_generator", **(embed_options or {}))
+    def embed(chunk: int) -> list[int]:
+        return [chunk, chunk * 2]
+
+    @p.step(output="index", collect=True)
+    def index(vectors: list[list[int]]) -> dict:
+        return {"count": len(vectors), "total": sum(v[0] for v in vectors)}
+
+    return p
+
+typed = build_typed("typed")
+typed_objects = build_typed("typed-objects", embed_options={"input_schema": {
+    "type": "object", "required": ["text"]}})
+typed_reshaped = build_typed("typed-reshaped", segment_options={"output_schema": {
+    "type": "integer", "minimum": 0}})
 '''
 
 # seed 002's ExecutionResponse, transcribed from the page
@@ -217,3 +244,94 @@ def test_bulk_replay_previews_then_creates(server: Server) -> None:
         for r in mine:
             child = wait_for_status(client, r["replay_execution_id"], {"completed"})
             assert child["result"]["count"] == 30
+
+
+# --- does the chosen config fit the parent's stages? -----------------------------------
+
+
+def latest_config_id(client: httpx.Client, pipeline: str) -> str:
+    return str(client.get(f"/api/v1/pipelines/{pipeline}").json()["latest_config_id"])
+
+
+def typed_parent(client: httpx.Client, n: int) -> dict[str, Any]:
+    created = client.post("/api/v1/executions", json={"pipeline": "typed", "input": {"n": n}})
+    assert created.status_code == 201, created.text
+    return wait_for_status(client, created.json()["id"], {"completed"})
+
+
+def executions_count(client: httpx.Client) -> int:
+    return len(client.get("/api/v1/executions", params={"limit": 500}).json()["items"])
+
+
+def test_items_that_do_not_fit_the_route_are_found_and_refused(server: Server) -> None:
+    with server.client() as client:
+        parent = typed_parent(client, 4)
+        body = {"replay_source": "storage", "from_stage": "markdown_segmented",
+                "to_route": "embedding_generator",
+                "config_id": latest_config_id(client, "typed-objects")}
+        url = f"/api/v1/executions/{parent['id']}/replay"
+        plan = client.post(url, json={**body, "dry_run": True})
+        assert plan.status_code == 200, plan.text
+        assert plan.json()["fits"] is False and plan.json()["items"] == 4
+        assert plan.json()["findings"] == [{
+            "code": "item_shape_mismatch", "severity": "error",
+            "message": "4 of 4 sampled items of stage 'markdown_segmented' do not fit the "
+                       "input_schema of route 'embedding_generator'; item '0/00000': 0 is not "
+                       "of type 'object'"}]
+
+        before = executions_count(client)
+        refused = client.post(url, json={**body, "tag": "never-made"})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error_code"] == "item_shape_mismatch"
+        assert refused.json()["detail"] == plan.json()["findings"][0]["message"]
+        assert executions_count(client) == before
+        assert client.get(f"/api/v1/executions/{parent['id']}/replays").json() == []
+        assert client.get("/api/v1/executions/never-made").status_code == 404
+
+        cli = subprocess.run(
+            [sys.executable, "-m", "stageline.cli", "replay", parent["id"], "--from-stage",
+             "markdown_segmented", "--to-route", "embedding_generator", "--config-id",
+             body["config_id"], "--dry-run", "--url", server.url],
+            capture_output=True, text=True, timeout=60)
+        assert cli.returncode == 1, cli.stderr
+        assert "error item_shape_mismatch: 4 of 4 sampled items" in cli.stdout
+        assert executions_count(client) == before
+
+
+def test_a_reused_stage_of_another_shape_is_a_warning_and_the_replay_runs(
+        server: Server) -> None:
+    with server.client() as client:
+        parent = typed_parent(client, 6)
+        body = {"replay_source": "storage", "from_stage": "markdown_segmented",
+                "to_route": "embedding_generator",
+                "config_id": latest_config_id(client, "typed-reshaped")}
+        url = f"/api/v1/executions/{parent['id']}/replay"
+        plan = client.post(url, json={**body, "dry_run": True})
+        assert plan.status_code == 200, plan.text
+        assert plan.json()["fits"] is True
+        assert [(f["code"], f["severity"]) for f in plan.json()["findings"]] == [
+            ("stage_shape_changed", "warning")]
+        assert "stage 'markdown_segmented' is reused from the parent" in (
+            plan.json()["findings"][0]["message"])
+
+        replayed = client.post(url, json=body)
+        assert replayed.status_code == 201, replayed.text
+        done = wait_for_status(client, replayed.json()["id"], {"completed"})
+        assert done["result"] == {"count": 6, "total": sum(range(6))}
+
+
+def test_items_that_fit_replay_into_their_own_config(server: Server) -> None:
+    with server.client() as client:
+        parent = typed_parent(client, 3)
+        config = client.get(f"/api/v1/configs/{parent['config_id']}").json()
+        declared = config["config_snapshot"]["steps"][1]
+        assert declared["input_schema"] == {"type": "integer"}  # from `chunk: int`
+        url = f"/api/v1/executions/{parent['id']}/replay"
+        body = {"replay_source": "storage", "from_stage": "markdown_segmented",
+                "to_route": "embedding_generator"}
+        plan = client.post(url, json={**body, "dry_run": True}).json()
+        assert plan["fits"] is True and plan["findings"] == []
+        replayed = client.post(url, json=body)
+        assert replayed.status_code == 201, replayed.text
+        done = wait_for_status(client, replayed.json()["id"], {"completed"})
+        assert done["result"] == {"count": 3, "total": 3}

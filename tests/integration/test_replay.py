@@ -17,7 +17,16 @@ from stageline.store.executions import NewExecution, TagInUse
 from stageline.store.records import ExecutionRecord
 from stageline.store.replay import MissingStoredItems, ParentRunning, ReplayRequest
 from stageline.store.stages import read_stage
-from stageline.store.tables import stage_items
+from stageline.store.tables import (
+    executions as execution_rows,
+)
+from stageline.store.tables import (
+    lineage_entries,
+    messages,
+    stage_items,
+    stage_sources,
+    step_runs,
+)
 
 CALLS: dict[str, int] = {}
 BROKEN: set[int] = set()
@@ -27,7 +36,9 @@ def _count(name: str) -> None:
     CALLS[name] = CALLS.get(name, 0) + 1
 
 
-def build(name: str = "ingest", fixed: bool = False, scale: int = 1) -> Pipeline:
+def build(name: str = "ingest", fixed: bool = False, scale: int = 1,
+          segment_options: dict[str, Any] | None = None,
+          embed_options: dict[str, Any] | None = None) -> Pipeline:
     p = Pipeline(name)
 
     @p.step(output="markdown")
@@ -35,12 +46,12 @@ def build(name: str = "ingest", fixed: bool = False, scale: int = 1) -> Pipeline
         _count("to_markdown")
         return {"n": doc["n"]}
 
-    @p.step(output="markdown_segmented", fan_out=True)
+    @p.step(output="markdown_segmented", fan_out=True, **(segment_options or {}))
     def segment(md: dict[str, Any]) -> list[int]:
         _count("segment")
         return list(range(md["n"]))
 
-    @p.step(output="embeddings")
+    @p.step(output="embeddings", **(embed_options or {}))
     def embedding_generator(chunk: int) -> list[int]:
         _count("embedding_generator")
         if chunk in BROKEN and not fixed:
@@ -289,3 +300,143 @@ def test_dry_run_reports_what_would_refuse_the_replay(runtime: Runtime) -> None:
         dry_run=True)
     assert [code for code, _ in again.findings] == ["tag_in_use"]
     assert again.plan is not None and again.selection.count == 3
+
+
+# --- does the chosen config fit the parent's stages? -----------------------------------
+
+
+def row_counts(runtime: Runtime) -> dict[str, int]:
+    """Rows of every table a replay writes to."""
+    with runtime.db.read() as conn:
+        return {table.name: int(conn.execute(select(func.count()).select_from(table))
+                                .scalar_one())
+                for table in (execution_rows, step_runs, messages, lineage_entries,
+                              stage_items, stage_sources)}
+
+
+OBJECTS = {"input_schema": {"type": "object"}}
+
+
+def test_the_sdk_declares_what_each_step_reads_and_writes() -> None:
+    steps = build().config.steps
+    assert [(s.input_schema, s.output_schema) for s in steps] == [
+        ({"type": "object", "additionalProperties": True},
+         {"type": "object", "additionalProperties": True}),
+        ({"type": "object", "additionalProperties": True}, {"type": "integer"}),  # fan_out
+        ({"type": "integer"}, {"type": "array", "items": {"type": "integer"}}),
+        ({"type": "array", "items": {"type": "integer"}},  # collect: each item
+         {"type": "object", "additionalProperties": {"type": "integer"}}),
+    ]
+
+
+@pytest.mark.parametrize(("from_stage", "to_route", "options", "message"), [
+    ("markdown_segmented", "embedding_generator", {"embed_options": OBJECTS},
+     "5 of 5 sampled items of stage 'markdown_segmented' do not fit the input_schema of "
+     "route 'embedding_generator'; item '0/00000': 0 is not of type 'object'"),
+    ("markdown", "segment", {"segment_options": {"input_schema": {  # a new required input
+        "type": "object", "required": ["n", "language"]}}},
+     "1 of 1 sampled items of stage 'markdown' do not fit the input_schema of route "
+     "'segment'; item '0': 'language' is a required property"),
+])
+def test_dry_run_finds_items_that_do_not_fit_the_route(
+        runtime: Runtime, from_stage: str, to_route: str, options: dict[str, Any],
+        message: str) -> None:
+    parent = start(runtime, build(), 5)
+    outcome = do_replay(runtime, parent, ReplayRequest(ReplaySource.STORAGE, from_stage,
+                                                       to_route), build(**options),
+                        dry_run=True)
+    assert outcome.findings == [("item_shape_mismatch", message)]
+    assert outcome.plan is not None and outcome.child_id is None
+
+
+def test_items_that_do_not_fit_refuse_the_replay_and_create_nothing(runtime: Runtime) -> None:
+    BROKEN.update({1, 3})
+    parent = start(runtime, build(), 5)
+    assert parent.status == "failed"
+    child = build(fixed=True, embed_options=OBJECTS)
+    runtime.handlers.update(child.handlers)
+    runtime.register([child])
+    before = row_counts(runtime)
+    for source, key in ((ReplaySource.STORAGE, "0/00000"), (ReplaySource.LINEAGE, "0/00001")):
+        with pytest.raises(ReplayRejected) as info:
+            do_replay(runtime, parent, ReplayRequest(source, "markdown_segmented",
+                                                     "embedding_generator"), child)
+        assert info.value.code == "item_shape_mismatch"
+        assert f"item {key!r}: " in str(info.value)
+    assert row_counts(runtime) == before
+
+
+def test_manual_uploads_are_checked_too(runtime: Runtime) -> None:
+    parent = start(runtime, build(), 3)
+    root = f"{runtime.settings.storage}/fixes/0"
+    runtime.blobs.fs.makedirs(root, exist_ok=True)
+    runtime.blobs.fs.pipe_file(f"{root}/00001.json", b'"one"')
+    before = row_counts(runtime)
+    with pytest.raises(ReplayRejected) as info:
+        do_replay(runtime, parent, ReplayRequest(
+            ReplaySource.MANUAL, "markdown_segmented", "embedding_generator",
+            from_path="fixes"))
+    assert info.value.code == "item_shape_mismatch"
+    assert "item '0/00001': 'one' is not of type 'integer'" in str(info.value)
+    assert row_counts(runtime) == before
+
+
+def test_only_a_bounded_sample_is_checked(runtime: Runtime) -> None:
+    parent = start(runtime, build(), 30)  # keys 0/00000 .. 0/00029
+    below_25 = build(embed_options={"input_schema": {"type": "integer", "maximum": 24}})
+    outcome = do_replay(runtime, parent, ReplayRequest(
+        ReplaySource.STORAGE, "markdown_segmented", "embedding_generator"), below_25,
+        dry_run=True)
+    assert outcome.findings == []  # the first 20 by key fit; 25..29 are not read
+    below_10 = build(embed_options={"input_schema": {"type": "integer", "maximum": 9}})
+    outcome = do_replay(runtime, parent, ReplayRequest(
+        ReplaySource.STORAGE, "markdown_segmented", "embedding_generator"), below_10,
+        dry_run=True)
+    [(code, message)] = outcome.findings
+    assert code == "item_shape_mismatch" and message.startswith("10 of 20 sampled items")
+
+
+def test_items_that_fit_replay_as_before(runtime: Runtime) -> None:
+    parent = start(runtime, build(), 8)
+    CALLS.clear()
+    positive = build(scale=2, embed_options={"input_schema": {"type": "integer",
+                                                              "minimum": 0}})
+    req = ReplayRequest(ReplaySource.STORAGE, "markdown_segmented", "embedding_generator")
+    plan = do_replay(runtime, parent, req, positive, dry_run=True)
+    assert plan.findings == [] and plan.warnings == []
+    outcome = do_replay(runtime, parent, req, positive)
+    assert outcome.child_id is not None
+    child = run_to_end(runtime, outcome.child_id)
+    assert child.status == "completed"
+    assert child.result == {"count": 8, "sum": 2 * sum(range(8))}
+    assert CALLS == {"embedding_generator": 8, "index": 1}
+
+
+def test_a_reused_stage_of_another_declared_shape_is_a_warning(runtime: Runtime) -> None:
+    parent = start(runtime, build(), 4)
+    reshaped = build(segment_options={"output_schema": {"type": "integer", "minimum": 0}})
+    req = ReplayRequest(ReplaySource.STORAGE, "markdown_segmented", "embedding_generator")
+    plan = do_replay(runtime, parent, req, reshaped, dry_run=True)
+    assert plan.findings == []  # the replay would run
+    assert plan.warnings == [(
+        "stage_shape_changed", "stage 'markdown_segmented' is reused from the parent: the "
+        "parent's step 'segment' declared another output_schema than step 'segment' of the "
+        "chosen config")]
+    outcome = do_replay(runtime, parent, req, reshaped)
+    assert outcome.child_id is not None
+    assert run_to_end(runtime, outcome.child_id).status == "completed"
+
+
+def test_a_stage_the_chosen_config_dropped_is_a_warning(runtime: Runtime) -> None:
+    full = build()
+    parent = start(runtime, full, 3)
+    lean = Pipeline.from_config(full.config.model_copy(
+        update={"steps": full.config.steps[:3]}))
+    lean.handlers = dict(full.handlers)
+    plan = do_replay(runtime, parent, ReplayRequest(
+        ReplaySource.STORAGE, "markdown_segmented", "embedding_generator"), lean,
+        dry_run=True)
+    assert plan.findings == []
+    assert plan.warnings == [(
+        "stage_removed", "stage 'index' (written by the parent's step 'index') is not a "
+        "stage of the chosen config: the replay will not have it")]

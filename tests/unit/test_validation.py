@@ -348,6 +348,63 @@ def test_unknown_adapters_are_reported_beside_graph_findings() -> None:
                           ("unknown_adapter", "steps[0].adapters[0].name")]
 
 
+# --- item schemas -------------------------------------------------------------------------
+
+
+def warned(document: Any) -> list[tuple[str, str]]:
+    """(code, path) of each warning of a valid config; records the codes seen."""
+    report = validate_config(document, KNOWN)
+    assert report.valid, report.findings
+    for warning in report.warnings:
+        assert warning.code in CODES and warning.message and warning.remedy, warning
+        SEEN_CODES.add(warning.code)
+    return [(w.code, w.path) for w in report.warnings]
+
+
+def test_declared_item_schemas_are_valid() -> None:
+    doc = edited(["steps", 1, "output_schema"], {"type": "string"},
+                 edited(["steps", 2, "input_schema"], {"type": "string", "minLength": 1}))
+    assert check(doc) == []
+    assert warned(doc) == []
+
+
+def test_a_schema_that_is_not_a_json_schema_is_an_error() -> None:
+    doc = edited(["steps", 1, "input_schema"], {"type": "text"},
+                 edited(["steps", 2, "output_schema"], {"items": {"$ref": "http://x/y"}}))
+    report = validate_config(doc, KNOWN)
+    assert _pairs(report) == [("invalid_item_schema", "steps[1].input_schema"),
+                              ("invalid_item_schema", "steps[2].output_schema")]
+    assert report.findings[0].message == (
+        "step 'segment' declares an input_schema that is not a valid JSON Schema: at $.type: "
+        "'text' is not valid under any of the given schemas")
+    assert "refers outside the schema" in report.findings[1].message
+
+
+def test_invalid_schemas_are_reported_beside_graph_findings() -> None:
+    doc = config(step("a", "input", "x", input_schema={"minimum": "0"}), step("a", "x", "y"))
+    assert check(doc) == [("duplicate_step_name", "steps[1].name"),
+                          ("invalid_item_schema", "steps[0].input_schema")]
+
+
+def test_a_schema_must_be_an_object() -> None:
+    assert check(edited(["steps", 0, "input_schema"], "string")) == [
+        ("invalid_type", "steps[0].input_schema")]
+
+
+def test_a_consumer_expecting_another_type_is_a_warning() -> None:
+    doc = edited(["steps", 1, "output_schema"], {"type": "string"},
+                 edited(["steps", 2, "input_schema"], {"type": "object"}))
+    assert warned(doc) == [("stage_type_mismatch", "steps[2].input_schema")]
+    report = validate_config(doc, KNOWN)
+    assert report.warnings[0].message == (
+        "step 'embed' reads object items from stage 'chunks', but step 'segment' declares "
+        "it writes string items")
+    agreeing = edited(["steps", 2, "input_schema"], {"type": ["string", "null"]}, doc)
+    assert warned(agreeing) == []
+    undeclared = edited(["steps", 2, "input_schema"], {"required": ["text"]}, doc)
+    assert warned(undeclared) == []
+
+
 # --- the codes ----------------------------------------------------------------------------
 
 

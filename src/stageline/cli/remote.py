@@ -48,6 +48,11 @@ def replay(
         if isinstance(answer, ReplayPlanResponse):
             out.print(_plan_table(answer))
             out.print(f"{answer.items} items would be published into {answer.to_route}")
+            for finding in answer.findings:
+                out.print(f"{finding.severity} {finding.code}: {finding.message}",
+                          markup=False)
+            if not answer.fits:
+                raise typer.Exit(1)
             return
         out.print(f"replay {answer.id} of {execution_id}: {answer.status}")
         if wait:

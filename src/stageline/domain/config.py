@@ -12,9 +12,10 @@ from functools import cached_property
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stageline.domain.graph import ENTRY_STAGE, GraphError, graph_findings, topological_order
+from stageline.domain.item_schemas import SCHEMA_FIELDS, schema_findings
 
 __all__ = ["ENTRY_STAGE", "AdapterRef", "Backoff", "PipelineConfig", "StepConfig"]
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$"
@@ -58,6 +59,24 @@ class StepConfig(BaseModel):
     concurrency_key: str | None = Field(default=None, max_length=200)
     concurrency_limit: int | None = Field(default=None, ge=1, le=10000)
     cache: bool = False
+    # JSON Schemas of ONE item: each item read (for a collect step, each item of
+    # the collected stage) and each item written (for a fan_out step, each one
+    # produced). Checked by validation and replay planning, not by workers.
+    input_schema: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
+
+    @field_validator(*SCHEMA_FIELDS)
+    @classmethod
+    def _plain_json(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The schema as JSON reads it back (tuples become lists), so that the
+        snapshot and the config hash see exactly what is stored."""
+        if schema is None:
+            return None
+        try:
+            plain: dict[str, Any] = orjson.loads(orjson.dumps(schema))
+        except TypeError as exc:
+            raise ValueError(f"the schema is not plain JSON: {exc}") from exc
+        return plain
 
 
 @dataclass(frozen=True)
@@ -76,14 +95,23 @@ class PipelineConfig(BaseModel):
 
     @model_validator(mode="after")
     def _graph_is_sound(self) -> PipelineConfig:
-        findings = graph_findings(self)
+        findings = graph_findings(self) + schema_findings(self.steps)
         if findings:
             raise GraphError(self.name, findings)
         return self
 
     def snapshot(self) -> dict[str, Any]:
-        """The JSON form stored with each version."""
-        return self.model_dump(mode="json")
+        """The JSON form stored with each version.
+
+        Undeclared item schemas are left out, so a config that declares none
+        keeps the snapshot (and the config hash) it had before schemas existed.
+        """
+        data = self.model_dump(mode="json")
+        for step in data["steps"]:
+            for field in SCHEMA_FIELDS:
+                if step[field] is None:
+                    del step[field]
+        return data
 
     def config_hash(self) -> str:
         """Content hash: a new version is created only when this changes."""

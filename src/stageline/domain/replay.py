@@ -1,13 +1,22 @@
 """Replay planning: which steps of the chosen config run again, which stages
-come from the parent, and what the child's stages hold afterwards. Pure."""
+come from the parent, what the child's stages hold afterwards, and whether
+the chosen config fits the parent's stages. Pure."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
-from stageline.domain.config import PipelineConfig
+from stageline.domain.config import PipelineConfig, StepConfig
 from stageline.domain.graph import ENTRY_STAGE
+from stageline.domain.item_schemas import item_problem, same_schema
+
+# How many of the items a replay would publish are checked against the
+# route's input_schema (the first ones by key): enough to catch a changed
+# shape, few enough to read while planning.
+SAMPLE_SIZE = 20
 
 
 class ReplaySource(StrEnum):
@@ -128,3 +137,58 @@ def _fed_by_collect(config: PipelineConfig, index: int, downstream: set[int]) ->
             return True
         current = producer.get(config.steps[current].input)
     return False
+
+
+# --- does the chosen config fit the parent's stages? -----------------------------------
+
+
+def check_item_shapes(route: StepConfig, stage: str,
+                      sample: Sequence[tuple[str, Any]]) -> None:
+    """Raise `item_shape_mismatch` when sampled (key, value) items of `stage` do
+    not fit the route's declared input_schema; no schema, no check."""
+    if route.input_schema is None:
+        return
+    misfits = [(key, problem) for key, value in sample
+               if (problem := item_problem(route.input_schema, value)) is not None]
+    if misfits:
+        key, problem = misfits[0]
+        raise ReplayRejected(
+            "item_shape_mismatch",
+            f"{len(misfits)} of {len(sample)} sampled items of stage {stage!r} do not fit "
+            f"the input_schema of route {route.name!r}; item {key!r}: {problem}")
+
+
+def shape_warnings(parent: PipelineConfig, child: PipelineConfig,
+                   replay_plan: ReplayPlan) -> list[tuple[str, str]]:
+    """What the replay would run with but a user should know, as (code, message):
+    `stage_shape_changed` and `stage_removed`."""
+    return _changed_stages(parent, child, replay_plan) + _removed_stages(parent, child)
+
+
+def _changed_stages(parent: PipelineConfig, child: PipelineConfig,
+                    replay_plan: ReplayPlan) -> list[tuple[str, str]]:
+    """Stages whose parent items the child keeps, where the child's step that
+    writes the stage declares another output_schema than the parent's did."""
+    written_by = {s.output: s for s in parent.steps}
+    found = []
+    for reused in replay_plan.reused:
+        before = written_by.get(reused.stage)
+        now = child.steps[replay_plan.producers[reused.stage]]
+        if (before is None or before.output_schema is None or now.output_schema is None
+                or same_schema(before.output_schema, now.output_schema)):
+            continue
+        held = ("is reused from the parent" if reused.mode == StageMode.ALL else
+                "keeps the parent's items for the keys not replayed, so it mixes both shapes")
+        found.append(("stage_shape_changed",
+                      f"stage {reused.stage!r} {held}: the parent's step {before.name!r} "
+                      f"declared another output_schema than step {now.name!r} of the chosen "
+                      "config"))
+    return found
+
+
+def _removed_stages(parent: PipelineConfig, child: PipelineConfig) -> list[tuple[str, str]]:
+    kept = {s.output for s in child.steps}
+    return [("stage_removed",
+             f"stage {s.output!r} (written by the parent's step {s.name!r}) is not a stage of "
+             "the chosen config: the replay will not have it")
+            for s in parent.steps if s.output not in kept]

@@ -1,9 +1,12 @@
 """Validating a pipeline config document: a report of findings with stable codes.
 
-Pure: the body is parsed, checked against the config model and the graph's
-rules, and its adapter names are looked up in a catalog the caller passes in.
-Nothing is saved here, and nothing is imported except by the catalog's own
-`importable` check.
+Pure: the body is parsed, checked against the config model, the graph's
+rules and the steps' item schemas, and its adapter names are looked up in a
+catalog the caller passes in. Nothing is saved here, and nothing is imported
+except by the catalog's own `importable` check.
+
+Findings make a config invalid; warnings do not (a producer and its consumer
+that declare item schemas of different types, say), but they are reported.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from pydantic_core import ErrorDetails
 
 from stageline.domain.config import PipelineConfig
 from stageline.domain.graph import Finding, GraphError
+from stageline.domain.item_schemas import declared_types, types_disagree
 
-__all__ = ["CODES", "AdapterCatalog", "Format", "ValidationReport", "validate_body",
-           "validate_config"]
+__all__ = ["CODES", "AdapterCatalog", "Format", "ValidationReport", "schema_warnings",
+           "validate_body", "validate_config"]
 
 # Every code a report can hold. Codes are stable: clients match on them.
 CODES = frozenset({
@@ -37,8 +41,12 @@ CODES = frozenset({
     # the graph (stageline.domain.graph)
     "duplicate_step_name", "output_is_entry_stage", "stage_written_twice",
     "fan_out_and_collect", "step_reads_own_output", "unknown_input_stage", "cycle",
+    # the item schemas (stageline.domain.item_schemas)
+    "invalid_item_schema",
     # the workers
     "unknown_adapter",
+    # warnings: reported, but the config stays valid
+    "stage_type_mismatch",
 })
 
 # Bounds on the parsed document: far above any real config, far below what
@@ -88,10 +96,12 @@ class AdapterCatalog:
 
 @dataclass(frozen=True)
 class ValidationReport:
-    """The findings on one document; `config` is set when the document is a config."""
+    """The findings on one document; `config` is set when the document is a config.
+    `warnings` do not make it invalid."""
 
     findings: tuple[Finding, ...]
     config: PipelineConfig | None = None
+    warnings: tuple[Finding, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -118,7 +128,8 @@ def validate_config(document: Any, catalog: AdapterCatalog) -> ValidationReport:
         return ValidationReport(tuple(shape))
     config, model = _model_findings(document)
     adapters = _adapter_findings(document, catalog)
-    return ValidationReport(tuple(model + adapters), config)
+    warnings = () if config is None else tuple(schema_warnings(config))
+    return ValidationReport(tuple(model + adapters), config, warnings)
 
 
 # --- the body ---------------------------------------------------------------------------
@@ -308,6 +319,30 @@ def _unknown_adapter(path: str, name: str, catalog: AdapterCatalog) -> Finding:
     return Finding("unknown_adapter", path, f"no worker knows adapter {name!r}",
                    f"{hint}use a registered adapter, a handler of a loaded pipeline file, "
                    "or an importable 'module:function' path")
+
+
+# --- item schemas -----------------------------------------------------------------------
+
+
+def schema_warnings(config: PipelineConfig) -> list[Finding]:
+    """`stage_type_mismatch` where a step's input_schema and the output_schema of
+    the step writing its input stage both declare a type, and no type is shared."""
+    warnings = []
+    for index, step in enumerate(config.steps):
+        upstream = config.layout.upstream[index]
+        producer = None if upstream is None else config.steps[upstream]
+        if producer is not None and types_disagree(producer.output_schema, step.input_schema):
+            warnings.append(Finding(
+                "stage_type_mismatch", f"steps[{index}].input_schema",
+                f"step {step.name!r} reads {_types(step.input_schema)} items from stage "
+                f"{step.input!r}, but step {producer.name!r} declares it writes "
+                f"{_types(producer.output_schema)} items",
+                "make the two schemas agree, or fix the step that declares the wrong one"))
+    return warnings
+
+
+def _types(schema: dict[str, Any] | None) -> str:
+    return " or ".join(sorted(declared_types(schema) or ()))
 
 
 # --- paths and types --------------------------------------------------------------------

@@ -24,10 +24,15 @@ class ConfigFinding(BaseModel):
                                   "empty for the whole document")
     message: str = Field(description="What is wrong")
     remedy: str = Field(description="How to fix it")
+    severity: Literal["error", "warning"] = Field(
+        default="error", description="error: the config is invalid; warning: it is valid, "
+                                     "but look")
 
 
 class ValidationResponse(BaseModel):
-    """The report on a config: valid when there are no findings."""
+    """The report on a config: valid when none of its findings is an error.
+    Warnings (e.g. stage_type_mismatch) point at likely mistakes, listed after
+    the errors."""
 
     valid: bool
     findings: list[ConfigFinding] = Field(default_factory=list)

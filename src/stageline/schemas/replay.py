@@ -50,14 +50,19 @@ class PlannedStepResponse(BaseModel):
 
 
 class ReplayFinding(BaseModel):
-    code: str = Field(description="Stable code, as the error_code the replay would answer")
+    code: str = Field(description="Stable code: for an error, the error_code the replay "
+                                  "would answer")
     message: str
+    severity: Literal["error", "warning"] = Field(
+        default="error", description="error: the replay would be refused; warning: it "
+                                     "would run, but look (stage_shape_changed, stage_removed)")
 
 
 class ReplayPlanResponse(BaseModel):
-    """What a replay would do: nothing has been created. `fits` is false when a
-    finding says the replay would be refused (the config does not fit the
-    parent's stages, the parent still runs, a tag is taken, items are missing)."""
+    """What a replay would do: nothing has been created. `fits` is false when an
+    error finding says the replay would be refused (the config does not fit the
+    parent's stages, sampled items do not fit the route's input_schema, the
+    parent still runs, a tag is taken, items are missing); warnings leave it true."""
 
     dry_run: Literal[True] = True
     fits: bool

@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 from stageline.adapters.registry import Handler, adapter_name
 from stageline.domain.config import AdapterRef, Backoff, PipelineConfig, StepConfig
 from stageline.domain.graph import ENTRY_STAGE, Finding, GraphError, graph_findings
+from stageline.domain.item_schemas import schema_findings
+from stageline.sdk.schemas import input_schema_of, output_schema_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 AdapterSpec = Handler | str | AdapterRef | tuple[Handler | str, dict[str, Any]]
@@ -40,7 +42,10 @@ class Pipeline:
 
         `adapters` run before the decorated function, in order, each feeding
         the next. Options: fan_out, collect, retries, backoff, timeout,
-        review, queue, priority, concurrency_key, concurrency_limit, cache.
+        review, queue, priority, concurrency_key, concurrency_limit, cache,
+        input_schema, output_schema (JSON Schemas of one item; by default
+        derived from the first adapter's item parameter and the decorated
+        function's return annotation, see `stageline.sdk.schemas`).
         """
 
         def decorate(fn: F) -> F:
@@ -59,20 +64,25 @@ class Pipeline:
         input: str | None = None,
         **options: Any,
     ) -> StepConfig:
-        """Add a step made only of adapters (registered names or callables)."""
+        """Add a step made only of adapters (registered names or callables).
+
+        Item schemas not given as `input_schema`/`output_schema` are derived
+        from the annotations of the first adapter (the item it reads) and the
+        last one (the item it returns), when those are Python functions.
+        """
         refs = [self._adapter_ref(spec, name) for spec in adapters]
         default_input = self._steps[-1].output if self._steps else ENTRY_STAGE
         try:
             if isinstance(options.get("backoff"), dict):
                 options["backoff"] = Backoff(**options["backoff"])
             step = StepConfig(name=name, input=input or default_input, output=output,
-                              adapters=refs, **options)
+                              adapters=refs, **_derived_schemas(adapters, options), **options)
         except ValueError as exc:
             raise _option_error(self.name, name, exc) from exc
         candidate = [*self._steps, step]
         findings = graph_findings(
             PipelineConfig.model_construct(name=self.name, steps=candidate)
-        )
+        ) + schema_findings([step], first_index=len(self._steps))
         if findings:
             raise GraphError(self.name, findings)
         self._steps.append(step)
@@ -107,6 +117,33 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline({self.name!r}, steps={[s.name for s in self._steps]})"
+
+
+def _derived_schemas(adapters: Sequence[AdapterSpec],
+                     options: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """The item schemas the options leave out, from the chain's first and last
+    adapters; a registered name or an import path gives none."""
+    derived: dict[str, dict[str, Any] | None] = {}
+    if adapters and "input_schema" not in options:
+        fn, params = _callable(adapters[0])
+        if fn is not None:
+            derived["input_schema"] = input_schema_of(fn, params,
+                                                      collect=bool(options.get("collect")))
+    if adapters and "output_schema" not in options:
+        fn, _ = _callable(adapters[-1])
+        if fn is not None:
+            derived["output_schema"] = output_schema_of(fn,
+                                                        fan_out=bool(options.get("fan_out")))
+    return derived
+
+
+def _callable(spec: AdapterSpec) -> tuple[Handler | None, dict[str, Any]]:
+    if isinstance(spec, tuple):
+        fn, params = spec
+        return (None if isinstance(fn, str) else fn), params
+    if isinstance(spec, str | AdapterRef):
+        return None, {}
+    return spec, {}
 
 
 def _option_error(pipeline: str, step: str, exc: ValueError) -> GraphError:

@@ -11,13 +11,16 @@ import orjson
 from sqlalchemy import Connection, select
 
 from stageline.domain.config import PipelineConfig
-from stageline.domain.items import encode
+from stageline.domain.items import decode, encode
 from stageline.domain.replay import (
+    SAMPLE_SIZE,
     ReplayPlan,
     ReplayRejected,
     ReplaySource,
     StageMode,
+    check_item_shapes,
     plan_replay,
+    shape_warnings,
 )
 from stageline.domain.status import EXECUTION_TERMINAL, ExecutionStatus, StageStatus, StepStatus
 from stageline.storage.blobs import BlobStore
@@ -100,6 +103,27 @@ def select_items(conn: Connection, parent: ExecutionRecord, req: ReplayRequest,
                              f"from_path {req.from_path!r}")
     _require_bytes(selection.items, blobs)
     return selection
+
+
+def check_shapes(child: Version, replay_plan: ReplayPlan, req: ReplayRequest,
+                 selection: Selection, blobs: BlobStore) -> None:
+    """Refuse (`item_shape_mismatch`) when the first items by key that the replay
+    would publish do not fit `to_route`'s input_schema."""
+    route = child.config.steps[replay_plan.to_route_index]
+    if route.input_schema is not None:
+        check_item_shapes(route, req.from_stage, _sample(selection, blobs))
+
+
+def _sample(selection: Selection, blobs: BlobStore) -> list[tuple[str, Any]]:
+    items: list[StoredItem | NewItem] = [*selection.items, *selection.uploads]
+    first = sorted(items, key=lambda item: item.key)[:SAMPLE_SIZE]
+    return [(item.key, _value(item, blobs)) for item in first]
+
+
+def _value(item: StoredItem | NewItem, blobs: BlobStore) -> Any:
+    if isinstance(item, NewItem):
+        return decode(item.encoded.data, item.encoded.content_type)
+    return item.load(blobs)
 
 
 def completed_keys(conn: Connection, execution_id: UUID, route: str, stage: str) -> set[str]:
@@ -248,7 +272,10 @@ class ReplayOutcome:
     plan: ReplayPlan | None  # None when a dry run found the replay cannot be planned
     selection: Selection
     child_id: UUID | None  # None for a dry run
-    findings: list[tuple[str, str]] = field(default_factory=list)  # (code, message)
+    # (code, message): what would refuse the replay ...
+    findings: list[tuple[str, str]] = field(default_factory=list)
+    # ... and what it would run with, but a user should know (a dry run's only)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
 
 def start(conn: Connection, parent: ExecutionRecord, parent_config: PipelineConfig,
@@ -269,6 +296,7 @@ def start(conn: Connection, parent: ExecutionRecord, parent_config: PipelineConf
         check_parent(parent)
     blobs.ping()
     selection = select_items(conn, parent, req, blobs)
+    check_shapes(child, replay_plan, req, selection, blobs)
     if running:
         cancel(conn, parent, parent_config, "replay")
     child_id = create(conn, parent, child, req, replay_plan, selection, blobs, inline_limit)
@@ -278,8 +306,10 @@ def start(conn: Connection, parent: ExecutionRecord, parent_config: PipelineConf
 def preview(conn: Connection, parent: ExecutionRecord, parent_config: PipelineConfig,
             child: Version, req: ReplayRequest, blobs: BlobStore) -> ReplayOutcome:
     """The plan, with every reason the replay would be refused as a finding:
-    whether the chosen config fits the parent's stages, is learnt here rather
-    than from a failure mid-run."""
+    whether the chosen config fits the parent's stages (its stages and routes,
+    and a sample of the items against the route's input_schema) is learnt here
+    rather than from a failure mid-run. Warnings name what the replay would run
+    with but changes: a reused stage's declared shape, a stage the config dropped."""
     findings: list[tuple[str, str]] = []
     replay_plan: ReplayPlan | None = None
     selection = Selection()
@@ -292,12 +322,15 @@ def preview(conn: Connection, parent: ExecutionRecord, parent_config: PipelineCo
     if ExecutionStatus(parent.status) not in EXECUTION_TERMINAL:
         findings.append(("parent_running", f"execution {parent.id} is {parent.status}: "
                          "replay it once it has ended, or with cancel_running"))
-    if replay_plan is not None:
-        try:
-            blobs.ping()
-            selection = select_items(conn, parent, req, blobs)
-        except ReplayRejected as exc:
-            findings.append((exc.code, str(exc)))
-        except MissingStoredItems as exc:
-            findings.append(("stored_items_missing", str(exc)))
-    return ReplayOutcome(replay_plan, selection, None, findings)
+    if replay_plan is None:
+        return ReplayOutcome(None, selection, None, findings)
+    try:
+        blobs.ping()
+        selection = select_items(conn, parent, req, blobs)
+        check_shapes(child, replay_plan, req, selection, blobs)
+    except ReplayRejected as exc:
+        findings.append((exc.code, str(exc)))
+    except MissingStoredItems as exc:
+        findings.append(("stored_items_missing", str(exc)))
+    warnings = shape_warnings(parent_config, child.config, replay_plan)
+    return ReplayOutcome(replay_plan, selection, None, findings, warnings)

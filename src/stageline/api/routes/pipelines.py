@@ -150,6 +150,11 @@ def _findings(report: ValidationReport) -> list[ConfigFinding]:
             for f in report.findings]
 
 
+def _warnings(report: ValidationReport) -> list[ConfigFinding]:
+    return [ConfigFinding(code=f.code, path=f.path, message=f.message, remedy=f.remedy,
+                          severity="warning") for f in report.warnings]
+
+
 def _invalid(request: Request, report: ValidationReport) -> JSONResponse:
     """422 invalid_config: seed 000's ErrorResponse plus the report's findings."""
     listed = "; ".join(f"{f.path or 'document'}: {f.message}" for f in report.findings[:3])
@@ -198,7 +203,8 @@ def validate_pipeline(body: ConfigBodyDep, runtime: RuntimeDep) -> ValidationRes
     Answers 200 whether the config is valid or not: look at `valid` and `findings`.
     """
     report = _validate(body, runtime)
-    return ValidationResponse(valid=report.valid, findings=_findings(report))
+    return ValidationResponse(valid=report.valid,
+                              findings=_findings(report) + _warnings(report))
 
 
 @router.post("/api/v1/pipelines", status_code=status.HTTP_201_CREATED,

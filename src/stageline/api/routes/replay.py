@@ -21,6 +21,7 @@ from stageline.schemas.replay import (
     BulkReplayRequest,
     BulkReplayResponse,
     ExecutionReplayRequest,
+    ReplayFinding,
     ReplayPlanResponse,
 )
 from stageline.store import executions, pipelines, replay
@@ -30,8 +31,8 @@ from stageline.store.records import ExecutionRecord
 from stageline.store.replay import MissingStoredItems, ParentRunning, ReplayRequest
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Unknown stage or route, or a route that "
-          "does not consume the stage"},
+    400: {"model": ErrorResponse, "description": "Unknown stage or route, a route that "
+          "does not consume the stage, or items that do not fit its input_schema"},
     404: {"model": ErrorResponse, "description": "Resource not found"},
     409: {"model": ErrorResponse, "description": "Parent still running, tag in use, or "
           "stored items missing"},
@@ -60,10 +61,19 @@ def replay_execution(execution_id: str, body: ExecutionReplayRequest, runtime: R
                                  dry_run=body.dry_run, cancel_running=body.cancel_running)
         if outcome.child_id is None:
             response.status_code = status.HTTP_200_OK
-            return replay_plan_response(parent, child, request, outcome)
+            return _with_warnings(replay_plan_response(parent, child, request, outcome),
+                                  outcome)
         record = executions.get(conn, tenant, outcome.child_id)
     runtime.waker.notify()
     return execution_response(record)
+
+
+def _with_warnings(plan: ReplayPlanResponse,
+                   outcome: replay.ReplayOutcome) -> ReplayPlanResponse:
+    """The plan's findings followed by its warnings, which leave `fits` as it is."""
+    warnings = [ReplayFinding(code=code, message=message, severity="warning")
+                for code, message in outcome.warnings]
+    return plan.model_copy(update={"findings": [*plan.findings, *warnings]})
 
 
 @router.get("/api/v1/executions/{execution_id}/replays", response_model=list[ExecutionResponse])
