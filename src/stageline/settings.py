@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     concurrency: int = Field(default=4, ge=1, le=256)
-    batch_size: int = Field(default=64, ge=1, le=10000)
+    batch_size: int = Field(default=256, ge=1, le=10000)
     lease_seconds: float = Field(default=30.0, gt=0)
     poll_interval: float = Field(default=0.5, gt=0)
     inline_limit: int = Field(default=64 * 1024, ge=0)

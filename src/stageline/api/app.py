@@ -26,6 +26,7 @@ from stageline.api.routes import (
     replay,
     sources,
 )
+from stageline.engine.processes import WorkerProcesses
 from stageline.engine.worker import Worker
 from stageline.runtime import Runtime
 from stageline.schemas.pipelines import InvalidConfigResponse
@@ -34,10 +35,12 @@ from stageline.store import control
 log = logging.getLogger("stageline")
 
 
-def create_app(runtime: Runtime, *, worker: Worker | None = None, open_access: bool = True,
+def create_app(runtime: Runtime, *, worker: Worker | None = None,
+               processes: WorkerProcesses | None = None, open_access: bool = True,
                embedded: bool = False) -> FastAPI:
-    """`worker` runs in this process for the app's lifetime; `embedded` marks
-    the one-process server, which interrupts and resumes its own executions."""
+    """`worker` runs in this process for the app's lifetime, or `processes` beside
+    it; `embedded` marks the server that owns its store (SQLite), which
+    interrupts its executions when it stops and resumes them when it starts."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,11 +51,15 @@ def create_app(runtime: Runtime, *, worker: Worker | None = None, open_access: b
                 log.info("resumed %d interrupted executions", resumed)
         if worker is not None:
             worker.start()
+        if processes is not None:
+            processes.start()
         try:
             yield
         finally:
             if worker is not None:
                 worker.stop()
+            if processes is not None:
+                processes.stop()
             if embedded:
                 with runtime.db.write() as conn:
                     stopped = control.interrupt_running(conn)
@@ -68,6 +75,8 @@ def create_app(runtime: Runtime, *, worker: Worker | None = None, open_access: b
     app.state.endings = Endings()
     if worker is not None:
         worker.on_commit = lambda report: app.state.endings.announce(report.finished)
+    if processes is not None:
+        processes.on_finished = app.state.endings.announce
     errors.install(app)
     for module in (health, executions, replay, diff, lineage, monitoring, pipeline_views,
                    pipelines, sources):

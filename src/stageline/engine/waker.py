@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 
 class Waker:
@@ -13,9 +14,16 @@ class Waker:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._forward: list[Callable[[], None]] = []
+
+    def forward_to(self, notify: Callable[[], None]) -> None:
+        """Also wake someone else on every notify (worker processes of a server)."""
+        self._forward.append(notify)
 
     def notify(self) -> None:
         self._event.set()
+        for notify in self._forward:
+            notify()
 
     def wait(self, timeout: float) -> bool:
         woke = self._event.wait(timeout)

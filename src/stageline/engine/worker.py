@@ -24,12 +24,13 @@ from stageline.store.items import offload
 from stageline.store.queue import Claimed, CommitReport, Outcome
 
 log = logging.getLogger("stageline.worker")
+BATCH_SECONDS = 0.25  # the work one batch aims to hold
 
 
 @dataclass
 class WorkerSettings:
     concurrency: int = 4
-    batch_size: int = 64
+    batch_size: int = 256  # the most messages one batch takes; see Worker._limit
     lease_seconds: float = 30.0
     poll_interval: float = 0.5
     queues: list[str] = field(default_factory=lambda: ["default"])
@@ -59,6 +60,7 @@ class Worker:
         self._beat = _Heartbeat(self)
         self._in_hand: list[Claimed] = []  # leased by the last commit, not yet run
         self._expiry_checked = -1e9
+        self._per_message: float | None = None  # seconds, moving average
         self.processed = 0
 
     # -- lifecycle -------------------------------------------------------
@@ -119,13 +121,33 @@ class Worker:
         if not claimed:
             return 0
         self._beat.hold(claimed)
+        began = time.perf_counter()
         try:
             outcomes = self._run_all(claimed)
         finally:
             self._beat.release()
+        self._learn(time.perf_counter() - began, len(claimed))
         self._commit(outcomes, carry)
         self.processed += len(outcomes)
         return len(outcomes)
+
+    def _learn(self, seconds: float, count: int) -> None:
+        """Follow how long a message takes here (a moving average), for `_limit`."""
+        per_message = seconds / count
+        self._per_message = per_message if self._per_message is None else (
+            0.8 * self._per_message + 0.2 * per_message)
+
+    @property
+    def _limit(self) -> int:
+        """How many messages to take at once: as many as run in about a quarter of
+        a second, between `concurrency` and `batch_size`. Quick steps go in large
+        batches (fewer transactions); slow ones in small ones, so that other
+        workers get a share instead of waiting behind one worker's backlog."""
+        s = self.settings
+        if self._per_message is None or self._per_message <= 0:
+            return s.batch_size
+        return max(min(s.concurrency, s.batch_size),
+                   min(s.batch_size, int(BATCH_SECONDS / self._per_message)))
 
     def _finish_in_hand(self) -> None:
         """Messages leased by the last commit are run and committed, not abandoned
@@ -152,7 +174,7 @@ class Worker:
 
     def _claim(self) -> list[Claimed]:
         with self.db.write() as conn:
-            return queue.claim(conn, self.settings.name, self.settings.batch_size,
+            return queue.claim(conn, self.settings.name, self._limit,
                                self.settings.lease_seconds, self.settings.queues,
                                lambda cid: self._config(cid, conn),
                                expired=self._expiry_due())
@@ -200,7 +222,7 @@ class Worker:
         deadline = time.monotonic() + self.settings.lease_seconds
         delay = 0.05
         s = self.settings
-        plan = queue.Carry(s.name, s.queues, s.batch_size, s.lease_seconds,
+        plan = queue.Carry(s.name, s.queues, self._limit, s.lease_seconds,
                            self._expiry_due()) if carry else None
         while True:
             try:
