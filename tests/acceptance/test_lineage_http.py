@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from stageline.runtime import Runtime
+from stageline.schemas.lineage_queries import LineageAttempts, LineageChain, LineageList
 from stageline.store import tenants
 from tests.acceptance.conftest import Server, start_server, wait_for_status
 
@@ -87,6 +88,8 @@ def runs(clients: Clients) -> dict[str, str]:
 def lineage(client: httpx.Client, **params: Any) -> list[Entry]:
     response = client.get("/api/v1/lineage", params={"limit": 1000, **params})
     assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    LineageList.model_validate_json(response.content)
     body = response.json()
     assert body["next_cursor"] is None
     items: list[Entry] = body["items"]
@@ -94,6 +97,7 @@ def lineage(client: httpx.Client, **params: Any) -> list[Entry]:
 
 
 def test_list_filters_and_pages(clients: Clients, runs: dict[str, str]) -> None:
+    _list_and_seed_000_page_agree(clients, runs)
     _by_execution_route_and_status(clients, runs)
     _roots_only_and_metadata(clients, runs)
     _started_window(clients)
@@ -110,6 +114,14 @@ def test_errors(clients: Clients, runs: dict[str, str]) -> None:
     _out_of_bounds_requests_answer_422(clients)
     _bad_cursor_and_missing_key(clients)
     _openapi_describes_the_lineage_routes(clients)
+
+
+def _list_and_seed_000_page_agree(clients: Clients, runs: dict[str, str]) -> None:
+    """Both order by (started_at, id), and give each entry in seed 000's shape."""
+    for tag, execution_id in runs.items():
+        page = clients.mine.get(f"/api/v1/executions/{execution_id}/lineage")
+        assert page.status_code == 200, page.text
+        assert lineage(clients.mine, execution_id=tag) == page.json()["entries"]
 
 
 def _by_execution_route_and_status(clients: Clients, runs: dict[str, str]) -> None:
@@ -174,6 +186,7 @@ def _attempts_of_one_message(clients: Clients) -> None:
     chunk = _embed_of(clients.mine, "a.pdf", 1)
     response = clients.mine.get(f"/api/v1/lineage/{chunk['correlation_id']}")
     assert response.status_code == 200, response.text
+    LineageAttempts.model_validate_json(response.content)
     body = response.json()
     assert body["correlation_id"] == chunk["correlation_id"]
     assert body["total"] == 1 and body["entries"] == [chunk]
@@ -181,7 +194,10 @@ def _attempts_of_one_message(clients: Clients) -> None:
 
 def _chain_through_a_fan_out(clients: Clients, runs: dict[str, str]) -> None:
     chunk = _embed_of(clients.mine, "a.pdf", 1)
-    body = clients.mine.get(f"/api/v1/lineage/{chunk['correlation_id']}/chain").json()
+    response = clients.mine.get(f"/api/v1/lineage/{chunk['correlation_id']}/chain")
+    assert response.status_code == 200, response.text
+    LineageChain.model_validate_json(response.content)
+    body = response.json()
     assert [(e["stage_name"], e["route_id"]) for e in body["ancestors"]] == [
         ("input", None), ("document", "fetch"), ("chunks", "segment")]
     assert body["ancestors"][1]["metadata"]["source"] == "a.pdf"

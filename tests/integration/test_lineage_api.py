@@ -7,16 +7,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from contextlib import contextmanager
+from datetime import UTC, timedelta
 from typing import Any
 from uuid import UUID
 
+import pydantic_core
 import pytest
+from sqlalchemy import event, select
 
 from stageline import Pipeline, StepContext
+from stageline.api.views import lineage_entry, lineage_entry_fields
 from stageline.domain.status import EXECUTION_TERMINAL, ExecutionStatus, StageStatus
 from stageline.engine.worker import Worker
 from stageline.runtime import Runtime
+from stageline.schemas.lineage import ExecutionLineageResponse, LineageEntryResponse
 from stageline.store import executions, lineage, stats, tenants
 from stageline.store.executions import NewExecution
 from stageline.store.ids import new_id
@@ -314,6 +319,139 @@ def test_chain_depth_is_bounded(runtime: Runtime, tenant: UUID) -> None:
     assert found is not None and found.truncated
     assert len(found.descendants) == MAX_CHAIN_DEPTH
     assert found.descendants[0].correlation_id == "c1"
+
+
+def test_ancestors_depth_is_bounded(runtime: Runtime, tenant: UUID) -> None:
+    run = new_id()
+    depth = MAX_CHAIN_DEPTH + 5
+    with runtime.db.write() as conn:
+        for i in range(depth):
+            _entry(conn, tenant, run, f"c{i}", f"c{i - 1}" if i else None, "s", i)
+    with runtime.db.read() as conn:
+        found = lineage.chain(conn, tenant, f"c{depth - 1}", 10_000)
+        whole = lineage.chain(conn, tenant, f"c{MAX_CHAIN_DEPTH - 1}", 10_000)
+    assert found is not None and found.truncated
+    assert [e.correlation_id for e in found.ancestors] == [
+        f"c{i}" for i in range(depth - 1 - MAX_CHAIN_DEPTH, depth - 1)]
+    assert whole is not None and not whole.truncated  # up to the root, c0, and no further
+    assert [e.correlation_id for e in whole.ancestors] == [
+        f"c{i}" for i in range(MAX_CHAIN_DEPTH - 1)]
+
+
+@contextmanager
+def _recording(conn: Any) -> Iterator[list[tuple[str, Any]]]:
+    """The statements `conn` runs inside the block, with their parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(conn, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(conn, "before_cursor_execute", record)
+
+
+def test_chain_lookups_stay_on_the_indexes(runtime: Runtime, tenant: UUID) -> None:
+    """With statistics, SQLite may put a Bloom filter (a pass over the whole
+    table) before the lookups of a walk; each lookup must stay an index search."""
+    if not runtime.db.is_sqlite:
+        pytest.skip("SQLite's query planner")
+    run = new_id()
+    with runtime.db.write() as conn:
+        for i in range(20):
+            _entry(conn, tenant, run, f"c{i}", f"c{i - 1}" if i else None, "s", i)
+        conn.exec_driver_sql("ANALYZE")
+    with runtime.db.read() as conn:
+        with _recording(conn) as statements:
+            found = lineage.chain(conn, tenant, "c10", 100)
+        plans = [[row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+                 for sql, params in statements]
+    assert found is not None and (len(found.ancestors), len(found.descendants)) == (10, 9)
+    assert len(plans) == 3  # the attempts, the way up, the way down
+    for plan in plans:
+        assert not [step for step in plan if "BLOOM" in step or step.startswith("SCAN l")], plan
+
+
+# -- records and their JSON -------------------------------------------------------
+
+
+def test_records_read_as_the_column_types_read_them(
+        docs: Runtime, tenant: UUID, two_runs: tuple[ExecutionRecord, ...]) -> None:
+    """Each reader decodes ids and times itself; they must come out as the
+    columns' types make them: UUIDs, aware datetimes in UTC, JSON as values."""
+    first, _ = two_runs
+    with docs.db.write() as conn:
+        _odd_entries(conn, tenant, first.id)
+    with docs.db.read() as conn:
+        typed = [LineageRecord.from_row(r) for r in conn.execute(
+            select(lineage_entries).where(lineage_entries.c.execution_id == first.id)
+            .order_by(lineage_entries.c.started_at, lineage_entries.c.id))]
+        total, mine = lineage.for_execution(conn, first.id, 1000)
+        cut = lineage.for_execution(conn, first.id, 2)
+        unknown = lineage.for_execution(conn, new_id(), 2)
+        listed = lineage.list_page(conn, tenant, LineageFilter(execution_id=first.id), 1000,
+                                   None)
+        down = lineage.chain(conn, tenant, typed[0].correlation_id, 1000)
+        up = lineage.chain(conn, tenant, "odd-1", 1000)
+    assert total == len(typed) > 8
+    assert mine == listed == typed
+    assert cut == (total, typed[:2]) and unknown == (0, [])
+    for record in mine:
+        assert all(isinstance(v, UUID) for v in (record.id, record.tenant_id,
+                                                  record.execution_id))
+        assert record.started_at.tzinfo is UTC
+        assert record.completed_at is None or record.completed_at.tzinfo is UTC
+    assert down is not None and up is not None
+    along = down.entries + down.descendants + up.ancestors + up.entries
+    by_id = {e.id: e for e in typed}
+    assert [by_id[e.id] for e in along] == along
+    assert up.ancestors == [typed[0]] and "odd-1" in {e.correlation_id for e in down.descendants}
+
+
+def _odd_entries(conn: Any, tenant: UUID, execution_id: UUID) -> None:
+    """Entries with the values a worker rarely writes, below the execution's input."""
+    root = conn.execute(select(lineage_entries.c.correlation_id).where(
+        lineage_entries.c.execution_id == execution_id,
+        lineage_entries.c.stage_status == StageStatus.INITIATED)).scalar_one()
+    at = utcnow().replace(microsecond=0) + timedelta(days=1)
+    base = {"tenant_id": tenant, "execution_id": execution_id, "route_id": "odd",
+            "stage_name": "odd", "stage_status": StageStatus.FAILED, "attempt": 2}
+    conn.execute(lineage_entries.insert(), [
+        {**base, "id": new_id(), "correlation_id": "odd-0", "parent_correlation_id": "elsewhere",
+         "started_at": at, "completed_at": None, "meta": None, "error_info": None},
+        {**base, "id": new_id(), "correlation_id": "odd-1", "parent_correlation_id": root,
+         "replay_batch_id": "batch-1", "adapter_name": "m:f", "adapter_index": 3,
+         "stage_input_hash": "sha256:00", "item_key": "0/00007",
+         "started_at": at + timedelta(microseconds=1),
+         "completed_at": at + timedelta(hours=1, microseconds=999_999),
+         "duration_ms": 3_600_000.000001,
+         "meta": {"é": "ünï", "nested": {"list": [1, 2.5, None, True]}, "attempt": 9},
+         "error_info": {"type": "Fatal", "message": "x" * 300, "retryable": False}},
+    ])
+
+
+def test_entry_values_give_the_models_json(
+        docs: Runtime, tenant: UUID, two_runs: tuple[ExecutionRecord, ...]) -> None:
+    """The lineage routes serialise `lineage_entry_fields` without building models:
+    the JSON must be the model's, and a trusted model the validated one."""
+    first, _ = two_runs
+    with docs.db.write() as conn:
+        _odd_entries(conn, tenant, first.id)
+    with docs.db.read() as conn:
+        _, records = lineage.for_execution(conn, first.id, 1000)
+    for record in records:
+        values = lineage_entry_fields(record)
+        validated = LineageEntryResponse.model_validate(values)
+        assert LineageEntryResponse.trusted(lineage_entry_fields(record)) == validated
+        assert lineage_entry(record) == validated
+        assert lineage_entry(record).model_fields_set == validated.model_fields_set
+        assert pydantic_core.to_json(values) == validated.model_dump_json().encode()
+    page = ExecutionLineageResponse.model_construct(
+        total=len(records), execution_id=first.id,
+        entries=[lineage_entry(r) for r in records])
+    assert ExecutionLineageResponse.model_validate_json(page.model_dump_json()) == page
 
 
 # -- stats ----------------------------------------------------------------------

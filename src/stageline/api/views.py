@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import cast
+from typing import Any
 
 from stageline.domain.status import ExecutionStatus
 from stageline.domain.vocab import SEED_002, SEED_004
 from stageline.schemas.executions import ExecutionDetail, ExecutionResponse, StepCounts
-from stageline.schemas.lineage import LineageEntryResponse, StageStatusLiteral
+from stageline.schemas.lineage import LineageEntryResponse
 from stageline.schemas.replay import (
     PlannedStepResponse,
     ReplayFinding,
@@ -67,20 +67,27 @@ def execution_response(rec: ExecutionRecord) -> ExecutionResponse:
     )
 
 
+def lineage_entry_fields(rec: LineageRecord) -> dict[str, Any]:
+    """Seed 000's LineageEntryResponse of a record as plain values, in the model's
+    order: also what the lineage routes serialise without building models."""
+    return {
+        "id": rec.id, "correlation_id": rec.correlation_id,
+        "parent_correlation_id": rec.parent_correlation_id,
+        "replay_batch_id": rec.replay_batch_id, "execution_id": rec.execution_id,
+        "route_id": rec.route_id, "adapter_name": rec.adapter_name,
+        "adapter_index": rec.adapter_index, "stage_name": rec.stage_name,
+        "stage_status": rec.stage_status, "stage_input_hash": rec.stage_input_hash,
+        "started_at": rec.started_at, "completed_at": rec.completed_at,
+        "duration_ms": rec.duration_ms,
+        "metadata": {"item_key": rec.item_key, "attempt": rec.attempt, **(rec.meta or {})},
+        "error_info": rec.error_info,
+    }
+
+
 def lineage_entry(rec: LineageRecord) -> LineageEntryResponse:
     # Built from our own rows, which already fit the model: no need to validate
     # them again (a page holds up to 10,000 entries).
-    return LineageEntryResponse.model_construct(
-        id=rec.id, correlation_id=rec.correlation_id,
-        parent_correlation_id=rec.parent_correlation_id, replay_batch_id=rec.replay_batch_id,
-        execution_id=rec.execution_id, route_id=rec.route_id, adapter_name=rec.adapter_name,
-        adapter_index=rec.adapter_index, stage_name=rec.stage_name,
-        stage_status=cast(StageStatusLiteral, rec.stage_status),
-        stage_input_hash=rec.stage_input_hash, started_at=rec.started_at,
-        completed_at=rec.completed_at, duration_ms=rec.duration_ms,
-        metadata={"item_key": rec.item_key, "attempt": rec.attempt, **(rec.meta or {})},
-        error_info=rec.error_info,
-    )
+    return LineageEntryResponse.trusted(lineage_entry_fields(rec))
 
 
 def replay_plan_response(parent: ExecutionRecord, child: Version, req: ReplayRequest,
