@@ -162,7 +162,7 @@ def worker(file: FileArg, db: DbOpt = None, storage: StorageOpt = None,
     work.start()
     stop.wait()
     work.stop()
-    err.print(f"worker stopped after {work.processed} messages")
+    err.print(f"worker stopped after {work.processed} messages in {work.batches} batches")
 
 
 @app.command()

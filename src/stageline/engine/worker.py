@@ -62,6 +62,7 @@ class Worker:
         self._expiry_checked = -1e9
         self._per_message: float | None = None  # seconds, moving average
         self.processed = 0
+        self.batches = 0
 
     # -- lifecycle -------------------------------------------------------
 
@@ -129,6 +130,7 @@ class Worker:
         self._learn(time.perf_counter() - began, len(claimed))
         self._commit(outcomes, carry)
         self.processed += len(outcomes)
+        self.batches += 1
         return len(outcomes)
 
     def _learn(self, seconds: float, count: int) -> None:

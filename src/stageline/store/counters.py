@@ -14,6 +14,7 @@ from uuid import UUID
 from sqlalchemy import Boolean, Connection, and_, bindparam, case, update
 
 from stageline.domain.status import StepStatus
+from stageline.store.bulk import Bulk
 from stageline.store.tables import step_runs
 from stageline.store.types import UTCDateTime, utcnow
 
@@ -40,7 +41,7 @@ def add_outstanding(conn: Connection, keys: Iterable[StepKey]) -> None:
 # folded into the counters' UPDATE when a commit leases the step's next message.
 _STARTING = and_(bindparam("d_start", type_=Boolean()),
                  step_runs.c.status == StepStatus.PENDING)
-_APPLY = (
+_APPLY = Bulk(
     update(step_runs)
     .where(step_runs.c.execution_id == bindparam("k_exec"),
            step_runs.c.step_index == bindparam("k_index"))
@@ -68,4 +69,4 @@ def apply_deltas(conn: Connection, deltas: dict[StepKey, StepDelta]) -> None:
          "d_start": d.start, "d_now": now}
         for (e, i), d in sorted(deltas.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))
     ]
-    conn.execute(_APPLY, rows)
+    _APPLY.execute(conn, rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, bindparam, false, func, or_, update
+from sqlalchemy import ColumnElement, Connection, Table, Text, bindparam, false, func, or_, update
 
 from stageline.domain.progress import StepChange
 from stageline.domain.status import (
@@ -15,8 +15,9 @@ from stageline.domain.status import (
     ExecutionStatus,
     StepStatus,
 )
+from stageline.store.bulk import Bulk
 from stageline.store.tables import executions, step_runs
-from stageline.store.types import utcnow
+from stageline.store.types import UTCDateTime, utcnow
 
 
 class TransitionConflict(Exception):
@@ -54,14 +55,21 @@ def _step_move(target: StepStatus) -> Any:
                # OR of equalities, not IN: an expanding IN cannot go through executemany
                or_(false(), *(step_runs.c.status == str(s) for s in STEP_TRANSITIONS[target])))
         .values(status=str(target),
-                started_at=func.coalesce(step_runs.c.started_at, bindparam("g_started")),
-                finished_at=func.coalesce(bindparam("g_finished"), step_runs.c.finished_at),
-                error_message=func.coalesce(bindparam("g_error"), step_runs.c.error_message))
+                started_at=func.coalesce(step_runs.c.started_at, _time("g_started")),
+                finished_at=func.coalesce(_time("g_finished"), step_runs.c.finished_at),
+                error_message=func.coalesce(bindparam("g_error", type_=Text()),
+                                            step_runs.c.error_message))
     )
 
 
+def _time(name: str) -> Any:
+    # typed: inside coalesce() a parameter would not take the column's type,
+    # and SQLite would get the driver's own text for it instead of ours
+    return bindparam(name, type_=UTCDateTime())
+
+
 # Built once: the hot path reuses compiled statements instead of rebuilding them.
-_STEP_MOVES = {target: _step_move(target) for target in StepStatus}
+_STEP_MOVES = {target: Bulk(_step_move(target)) for target in StepStatus}
 
 
 def move_steps(conn: Connection, changes: list[tuple[Any, StepChange]]) -> None:
@@ -75,10 +83,9 @@ def move_steps(conn: Connection, changes: list[tuple[Any, StepChange]]) -> None:
             "g_finished": now if ends else None, "g_error": change.error_message,
         })
     for target, rows in by_target.items():
-        result = conn.execute(_STEP_MOVES[target], rows)
-        if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(rows):
-            raise TransitionConflict(f"{len(rows) - result.rowcount} steps cannot move to "
-                                     f"{target!s}")
+        moved = _STEP_MOVES[target].execute(conn, rows)
+        if conn.dialect.supports_sane_multi_rowcount and moved != len(rows):
+            raise TransitionConflict(f"{len(rows) - moved} steps cannot move to {target!s}")
 
 
 def _execution_move(target: ExecutionStatus) -> Any:
@@ -88,14 +95,13 @@ def _execution_move(target: ExecutionStatus) -> Any:
                or_(false(), *(executions.c.status == str(s)
                               for s in EXECUTION_TRANSITIONS[target])))
         .values(status=str(target), updated_at=bindparam("updated_at"),
-                started_at=func.coalesce(executions.c.started_at, bindparam("started_at")),
-                completed_at=func.coalesce(bindparam("completed_at"),
-                                           executions.c.completed_at),
+                started_at=func.coalesce(executions.c.started_at, _time("started_at")),
+                completed_at=func.coalesce(_time("completed_at"), executions.c.completed_at),
                 result=bindparam("result"), error=bindparam("error"))
     )
 
 
-_EXECUTION_MOVES = {target: _execution_move(target) for target in ExecutionStatus
+_EXECUTION_MOVES = {target: Bulk(_execution_move(target)) for target in ExecutionStatus
                     if EXECUTION_TRANSITIONS[target]}
 
 
@@ -109,7 +115,7 @@ def move_executions(conn: Connection,
     for execution_id, target, values in moves:
         by_target[target].append({"g_id": execution_id, **values})
     for target, rows in by_target.items():
-        result = conn.execute(_EXECUTION_MOVES[target], rows)
-        if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(rows):
-            raise TransitionConflict(f"{len(rows) - result.rowcount} executions cannot move "
+        moved = _EXECUTION_MOVES[target].execute(conn, rows)
+        if conn.dialect.supports_sane_multi_rowcount and moved != len(rows):
+            raise TransitionConflict(f"{len(rows) - moved} executions cannot move "
                                      f"to {target!s}")

@@ -300,7 +300,7 @@ _START_EXECUTIONS = (
     .values(status=ExecutionStatus.RUNNING, started_at=bindparam("e_now"),
             updated_at=bindparam("e_now"), assigned_to_worker=bindparam("e_worker"))
 )
-_START_STEPS = (
+_START_STEPS = Bulk(
     update(step_runs).where(step_runs.c.execution_id == bindparam("s_exec"),
                             step_runs.c.step_index == bindparam("s_index"),
                             step_runs.c.status == StepStatus.PENDING)
@@ -316,7 +316,7 @@ def _mark_started(conn: Connection, claimed: list[Claimed], worker: str, now: An
                                      "e_worker": worker})
     step_keys = sorted({(c.execution_id, c.step_index) for c in claimed},
                        key=lambda k: (str(k[0]), k[1]))
-    conn.execute(_START_STEPS, [{"s_exec": e, "s_index": i, "s_now": now}
+    _START_STEPS.execute(conn, [{"s_exec": e, "s_index": i, "s_now": now}
                                 for e, i in step_keys])
 
 
