@@ -71,7 +71,7 @@ def pipeline_execution(rec: ExecutionRecord, version: Version,
         pipeline_version=version.version, status=SEED_003[ExecutionStatus(rec.status)],
         steps=[pipeline_step(rec.id, s) for s in steps], started_at=rec.started_at,
         completed_at=rec.completed_at, created=rec.created_at,
-        config_snapshot=version.config.snapshot(), input_config=input_config(rec),
+        config_snapshot=version.snapshot, input_config=input_config(rec),
         rate_breakdown=rate_breakdown(steps),
     )
 

@@ -46,7 +46,7 @@ def execution_detail(rec: ExecutionRecord, version: Version, steps: list[StepRun
         config_id=str(rec.config_id), replay_source=rec.replay_source,
         tag=rec.tag, stageline_status=rec.status, pipeline=version.pipeline,
         pipeline_version=version.version, metadata=rec.meta,
-        config_snapshot=version.config.snapshot() if with_snapshot else None,
+        config_snapshot=version.snapshot if with_snapshot else None,
         error_info=rec.error_info,
         steps=[StepCounts(step_index=s.step_index, step_type=s.step_type, status=s.status,
                           outstanding=s.outstanding, completed=s.completed, failed=s.failed,

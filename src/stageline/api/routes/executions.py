@@ -8,6 +8,7 @@ from contextlib import suppress
 from typing import Annotated, Any
 from uuid import UUID
 
+import pydantic_core
 from anyio.to_thread import run_sync
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel
@@ -16,7 +17,7 @@ from stageline.api import cursor as cursors
 from stageline.api.deps import RuntimeDep, TenantDep
 from stageline.api.endings import RECHECK_SECONDS, Endings
 from stageline.api.errors import ApiError
-from stageline.api.views import execution_detail, lineage_entry
+from stageline.api.views import execution_detail, lineage_entry_fields
 from stageline.domain.status import EXECUTION_TERMINAL, ExecutionStatus
 from stageline.runtime import Runtime
 from stageline.schemas.errors import NOT_FOUND_OR_INVALID, ErrorResponse
@@ -189,7 +190,8 @@ def get_execution_lineage(
     with runtime.db.read() as conn:
         record = executions.resolve(conn, tenant, execution_id)
         total, entries = lineage.for_execution(conn, record.id, limit)
-    page = ExecutionLineageResponse.model_construct(
-        total=total, execution_id=record.id, entries=[lineage_entry(e) for e in entries])
-    # Serialised here, once: returning the model would have FastAPI validate it again.
-    return Response(page.model_dump_json(), media_type="application/json")
+    # The model's JSON from plain values, as the other lineage routes answer:
+    # building 1,000 entry models cost more than the query.
+    page = {"total": total, "execution_id": record.id,
+            "entries": [lineage_entry_fields(e) for e in entries]}
+    return Response(pydantic_core.to_json(page), media_type="application/json")
