@@ -28,6 +28,7 @@ from procstat import wait_until_quiet
 from record import Measurement, append, load
 from sizes import BY_NAME, Sizes
 from workloads import fanout, idle, latency, lineage, throughput
+from workloads import server as server_module
 from workloads.server import CONFIGS, Postgres, backend_of
 
 BENCH = Path(__file__).resolve().parent
@@ -71,6 +72,9 @@ def parse(argv: list[str]) -> Options:
     p.add_argument("--with-prefect", action="store_true",
                    help="also run Prefect (optional peer, not written yet: skipped)")
     p.add_argument("--peers", help=f"subset of {','.join(peerenv.DEFAULT_PEERS)}")
+    p.add_argument("--serve-workers", type=int, default=1,
+                   help="worker processes beside Stageline's API for W1-W3 (serve --workers; "
+                        "0: the worker inside the API's process, as idle and W4 run)")
     p.add_argument("--pg-url", default=PG_URL, help="admin URL; databases are created here")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/12",
                    help="Redis database for Celery (flushed before each run)")
@@ -85,6 +89,7 @@ def parse(argv: list[str]) -> Options:
     p.add_argument("--patience", type=float,
                    help="seconds to wait for quiet (default 30, 0 for --sizes tiny)")
     args = p.parse_args(argv)
+    server_module.SERVE_WORKERS = args.serve_workers
     preset = args.sizes or ("full" if args.full else "quick")
     sizes = BY_NAME[preset]
     if args.repeats:

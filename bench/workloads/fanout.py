@@ -19,6 +19,7 @@ from procstat import TreeMonitor
 from record import Measurement, all_hold, check
 from sizes import Sizes
 
+from workloads import server as server_module
 from workloads.server import (
     PIPELINES,
     Place,
@@ -32,7 +33,6 @@ from workloads.server import (
 )
 
 PER_ITEM_STEPS = 2
-POLL = 0.01
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def _run_fanout(client: httpx.Client, n: int) -> tuple[str, Any, float]:
                            json={"pipeline": "fanout", "input": {"doc": "d", "n": n}})
     response.raise_for_status()
     execution_id = str(response.json()["id"])
-    body = wait_completed(client, execution_id, POLL, timeout=3600)
+    body = wait_completed(client, execution_id, timeout=3600)
     return execution_id, body["result"], time.perf_counter() - began
 
 
@@ -94,7 +94,7 @@ def _fanout_measurement(config: str, n: int, repeat: int, where: Place, result: 
         checks=checks, ok=all_hold(checks),
         peak_rss_mb=usage.usage.peak_rss_bytes / 2**20,
         cpu_ms_per_execution=usage.usage.cpu_seconds * 1000,
-        size={"items": n},
+        size={"items": n, "serve_workers": server_module.SERVE_WORKERS},
     )
 
 
@@ -115,7 +115,8 @@ def _replay_measurement(config: str, n: int, repeat: int, where: Place, server: 
             added += sum(replay.expected_items.values())
     check(checks, "stage_items_added", added, count_records(where.db_url).stage_items - before)
     return Measurement("stageline", config, "W5", repeat, metrics=metrics, checks=checks,
-                       ok=all_hold(checks), size={"items": n})
+                       ok=all_hold(checks),
+                       size={"items": n, "serve_workers": server_module.SERVE_WORKERS})
 
 
 def _run_replay(client: httpx.Client, parent_id: str, replay: Replay) -> tuple[str, Any, float]:
@@ -125,5 +126,5 @@ def _run_replay(client: httpx.Client, parent_id: str, replay: Replay) -> tuple[s
         "to_route": replay.to_route})
     response.raise_for_status()
     child_id = str(response.json()["id"])
-    body = wait_completed(client, child_id, POLL, timeout=3600)
+    body = wait_completed(client, child_id, timeout=3600)
     return child_id, body["result"], time.perf_counter() - began

@@ -15,7 +15,8 @@ from workloads.server import PIPELINES, Postgres, place, serve
 
 def run(config: str, sizes: Sizes, repeat: int, workdir: Path,
         pg: Postgres | None) -> list[Measurement]:
-    with place(config, workdir, pg) as where, serve(where, PIPELINES / "chain5.py") as server:
+    with place(config, workdir, pg) as where, \
+            serve(where, PIPELINES / "chain5.py", workers=0) as server:
         with TreeMonitor(server.pid, interval=0.5) as usage:
             time.sleep(sizes.idle_seconds)
         rss = rss_bytes(tree(server.pid))

@@ -45,7 +45,7 @@ def run(where: Place, data: Dataset, sizes: Sizes, repeat: int) -> list[Measurem
     metrics: dict[str, float] = {}
     checks: dict[str, Any] = {}
     notes = []
-    with serve(where, PIPELINES / "fanout.py") as server, server.client() as client:
+    with serve(where, PIPELINES / "fanout.py", workers=0) as server, server.client() as client:
         routes = set(client.get("/openapi.json").json()["paths"])
         with TreeMonitor(server.pid) as usage:
             for name, path, query in _queries(data):

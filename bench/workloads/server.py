@@ -25,6 +25,7 @@ from stageline.store.tables import lineage_entries, messages, stage_items
 
 BENCH = Path(__file__).resolve().parents[1]
 PIPELINES = BENCH / "pipelines"
+LONG_POLL_SECONDS = 30.0
 # The backend configurations Stageline is measured on.
 CONFIGS = ("sqlite", "sqlite-strict", "postgresql")
 
@@ -140,15 +141,22 @@ def upgrade(where: Place) -> None:
                        capture_output=True)
 
 
+# Worker processes beside the API for the workloads that run work (W1, W2, W3);
+# `bench/run.py --serve-workers` sets it. Idle and W4 measure the one-process default.
+SERVE_WORKERS = 1
+
+
 @contextmanager
 def serve(where: Place, pipeline_file: Path, extra_env: dict[str, str] | None = None,
-          ) -> Iterator[Server]:
-    """`stageline serve FILE` with its defaults, until /healthz answers 200."""
+          workers: int | None = None) -> Iterator[Server]:
+    """`stageline serve FILE [--workers N]` with its defaults, until /healthz answers
+    200; `workers` None means SERVE_WORKERS."""
     upgrade(where)
     port = free_port()
     log = where.storage.parent / "serve.log"
+    count = SERVE_WORKERS if workers is None else workers
     cmd = stageline("serve", str(pipeline_file), "--db", where.db_url, "--storage",
-                    str(where.storage), "--port", str(port))
+                    str(where.storage), "--port", str(port), "--workers", str(count))
     env = {**os.environ, **where.env, **(extra_env or {})}
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
@@ -206,18 +214,21 @@ def _count(conn: Connection, table: Table, *where: ColumnElement[bool]) -> int:
     return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
 
 
-def wait_completed(client: httpx.Client, execution_id: str, pause: float,
+def wait_completed(client: httpx.Client, execution_id: str,
                    timeout: float = 600.0) -> dict[str, object]:
-    """Poll the execution until it has ended; raise unless it completed."""
+    """Wait until the execution has ended, with the API's long-poll (`wait_seconds`:
+    the server answers as soon as the status changes); raise unless it completed."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
-        body: dict[str, object] = client.get(f"/api/v1/executions/{execution_id}").json()
+        wait = max(0.0, min(LONG_POLL_SECONDS, deadline - time.perf_counter()))
+        body: dict[str, object] = client.get(f"/api/v1/executions/{execution_id}",
+                                             params={"wait_seconds": wait},
+                                             timeout=wait + 30).json()
         status = body.get("stageline_status")
         if status == "completed":
             return body
         if status not in ("pending", "running"):
             raise RuntimeError(f"execution {execution_id} ended {status}: {body.get('error')}")
-        time.sleep(pause)
     raise TimeoutError(f"execution {execution_id} did not complete in {timeout} s")
 
 

@@ -15,7 +15,16 @@ from procstat import TreeMonitor
 from record import Measurement, all_hold, check
 from sizes import Sizes
 
-from workloads.server import PIPELINES, Postgres, Server, count_records, place, serve
+from workloads import server as server_module
+from workloads.server import (
+    PIPELINES,
+    Postgres,
+    Server,
+    count_records,
+    place,
+    serve,
+    wait_completed,
+)
 
 # Durable rows one chain5 execution leaves: the input item and one item per
 # step; the input's lineage root and one entry per step; one message per step.
@@ -42,7 +51,8 @@ def run(config: str, sizes: Sizes, repeat: int, workdir: Path,
         checks=checks, ok=all_hold(checks),
         peak_rss_mb=usage.usage.peak_rss_bytes / 2**20,
         cpu_ms_per_execution=usage.usage.cpu_seconds * 1000 / n,
-        size={"executions": n, "client_threads": sizes.client_threads},
+        size={"executions": n, "client_threads": sizes.client_threads,
+              "serve_workers": server_module.SERVE_WORKERS},
     )]
 
 
@@ -65,21 +75,12 @@ def _start_and_wait(server: Server, n: int, threads: int) -> tuple[dict[str, int
     return ids, time.perf_counter() - began
 
 
-def _wait_all(client: httpx.Client, ids: list[str], pause: float = 0.02,
-              timeout: float = 1800.0) -> None:
-    """Walk the executions in start order, waiting on each until it has completed:
-    one request at a time, so polling takes little from the server."""
+def _wait_all(client: httpx.Client, ids: list[str], timeout: float = 1800.0) -> None:
+    """Wait on the executions in start order, each with the API's long-poll: one
+    request at a time, answered as soon as that execution has ended."""
     deadline = time.perf_counter() + timeout
     for execution_id in ids:
-        while True:
-            status = client.get(f"/api/v1/executions/{execution_id}").json()["stageline_status"]
-            if status == "completed":
-                break
-            if status not in ("pending", "running"):
-                raise RuntimeError(f"execution {execution_id} ended {status}")
-            if time.perf_counter() > deadline:
-                raise TimeoutError("W1 did not complete in time")
-            time.sleep(pause)
+        wait_completed(client, execution_id, max(1.0, deadline - time.perf_counter()))
 
 
 def _check_outputs(server: Server, ids: dict[str, int]) -> dict[str, Any]:
