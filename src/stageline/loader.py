@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from stageline.domain.config import PipelineConfig
@@ -45,6 +44,8 @@ def load_config_file(path: Path) -> list[Pipeline]:
         text = path.read_text()
     except OSError as exc:
         raise LoadError(f"{path}: {exc.strerror or exc}") from exc
+    import yaml  # here, not at start-up: every CLI command imports this module
+
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:

@@ -167,6 +167,15 @@ def test_deep_or_huge_yaml_is_refused_quickly(body: bytes) -> None:
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("body", [
+    b"[" * 1200,  # libyaml 0.2.6 refuses 1000 levels while reading ahead, before any event
+    b"[" * 100 + b'"unterminated',  # the scanner fails while reading ahead
+    b"a: " + b"[" * 2000 + b"}",
+], ids=["over-libyaml-limit", "error-in-lookahead", "error-after"])
+def test_too_deep_before_a_syntax_error_is_too_large(body: bytes) -> None:
+    assert check_body(body, Format.YAML) == [("document_too_large", "")]
+
+
 @pytest.mark.parametrize("document", [None, [], "docs", 3, True])
 def test_the_config_must_be_an_object(document: Any) -> None:
     assert check(document) == [("invalid_type", "")]

@@ -11,6 +11,7 @@ that declare item schemas of different types, say), but they are reported.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import itertools
 import math
@@ -18,16 +19,18 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import orjson
-import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from stageline.domain.config import PipelineConfig
 from stageline.domain.graph import Finding, GraphError
 from stageline.domain.item_schemas import declared_types, types_disagree
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = ["CODES", "AdapterCatalog", "Format", "ValidationReport", "schema_warnings",
            "validate_body", "validate_config"]
@@ -57,9 +60,6 @@ MAX_DEPTH = 64
 MAX_EVENTS = 2 * MAX_NODES + 4  # YAML: a scalar is one event, a collection two
 # 200 steps of 32 adapters: the most a valid config holds (see domain/config.py).
 MAX_ADAPTER_REFS = 200 * 32
-
-# libyaml's safe loader when PyYAML was built with it: many times faster.
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -110,12 +110,20 @@ class ValidationReport:
 
 def validate_body(body: bytes, fmt: Format, catalog: AdapterCatalog) -> ValidationReport:
     """Parse a request body as JSON or YAML, then validate the config it holds."""
-    try:
-        document = orjson.loads(body) if fmt is Format.JSON else _load_yaml(body)
-    except _TooLarge:
-        return ValidationReport((_too_large(),))
-    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
-        return ValidationReport((_parse_finding(fmt, exc),))
+    if fmt is Format.JSON:
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return ValidationReport((_parse_finding(fmt, exc),))
+    else:
+        import yaml  # here, not at start-up (some 15 ms): JSON bodies do without it
+
+        try:
+            document = _load_yaml(body)
+        except _TooLarge:
+            return ValidationReport((_too_large(),))
+        except yaml.YAMLError as exc:
+            return ValidationReport((_parse_finding(fmt, exc),))
     return validate_config(document, catalog)
 
 
@@ -139,26 +147,85 @@ def _load_yaml(body: bytes) -> Any:
     """`yaml.safe_load`, by libyaml when present, after a streaming pass that bounds
     depth and size: libyaml's composer recurses in C (deep nesting crashes the
     process) and PyYAML's scanner slows quadratically with nested flow collections."""
+    import yaml
+
+    try:
+        _bound(body)
+    except yaml.MarkedYAMLError as exc:
+        _bound_before(body, exc)
+        raise
+    return yaml.load(body, Loader=_yaml_loader())  # a safe loader: plain data only
+
+
+def _yaml_loader() -> Any:
+    """libyaml's safe loader when PyYAML was built with it: many times faster."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _bound(stream: bytes | str) -> None:
+    """Parse `stream` event by event; `_TooLarge` once it nests or holds too much."""
+    import yaml
+
     depth = 0
-    for count, event in enumerate(yaml.parse(body, Loader=_YAML_LOADER), start=1):
+    for count, event in enumerate(yaml.parse(stream, Loader=_yaml_loader()), start=1):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
         if depth > MAX_DEPTH or count > MAX_EVENTS:
             raise _TooLarge
-    return yaml.load(body, Loader=_YAML_LOADER)  # a safe loader: plain data only
+
+
+def _bound_before(body: bytes, exc: yaml.MarkedYAMLError) -> None:
+    """`_TooLarge` if the part of `body` before the parser's error is too large.
+    (Cutting a YAML text short never adds values or depth to what comes before.)
+
+    A parser may stop with an error before giving the events of what it has read:
+    its scanner reads ahead while a simple key is possible (up to 1024 characters),
+    and libyaml 0.2.6 (in PyYAML 6.0.4's wheels) refuses, with a syntax error, flow
+    collections nested over 1000 deep. `[[[[...` then fails before any event, where
+    an older libyaml gave the events and the walk stopped at MAX_DEPTH. Cut where
+    the failing construct starts, the text ends before the error: the parser gives
+    the events of the part before it, so the bounds hold whatever the parser's own
+    limits and lookahead."""
+    import yaml
+
+    marks = [m.index for m in (exc.context_mark, exc.problem_mark) if m is not None]
+    end = min(marks, default=0)  # where the failing construct starts, if known
+    text = _decoded(body) if end > 0 else None
+    if text is None or end >= len(text):
+        return
+    with contextlib.suppress(yaml.YAMLError):  # the original error is the one to report
+        _bound(text[:end])  # the marks count characters, not bytes
+
+
+def _decoded(body: bytes) -> str | None:
+    """`body` as text, as PyYAML's reader decodes it (UTF-16 by its BOM, else UTF-8)."""
+    encoding = "utf-16" if body[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        return body.decode(encoding)
+    except UnicodeDecodeError:
+        return None
 
 
 def _parse_finding(fmt: Format, exc: Exception) -> Finding:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        reason = f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
-    else:
+    reason = _yaml_reason(exc) if fmt is Format.YAML else None
+    if reason is None:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     label = "JSON" if fmt is Format.JSON else "YAML"
     return Finding(f"invalid_{fmt.value}", "", f"the body is not valid {label}: {reason}",
                    f"send one {label} document holding the pipeline config")
+
+
+def _yaml_reason(exc: Exception) -> str | None:
+    import yaml
+
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return None
 
 
 def _not_an_object(document: Any) -> Finding:
