@@ -25,6 +25,13 @@ class Waker:
         for notify in self._forward:
             notify()
 
+    def take(self) -> bool:
+        """Whether someone notified since the last wait or take, clearing it."""
+        woke = self._event.is_set()
+        if woke:
+            self._event.clear()
+        return woke
+
     def wait(self, timeout: float) -> bool:
         woke = self._event.wait(timeout)
         self._event.clear()

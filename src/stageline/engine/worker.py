@@ -10,11 +10,11 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 from stageline.adapters.registry import Handler
 from stageline.domain.config import PipelineConfig
-from stageline.engine.listener import WorkListener
 from stageline.engine.runner import BoundAdapter, bind, run_message
 from stageline.engine.waker import Waker
 from stageline.storage.blobs import BlobStore
@@ -54,7 +54,7 @@ class Worker:
         self._chains: dict[tuple[UUID, int], list[BoundAdapter]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._listener: WorkListener | None = None
+        self._listener: Any = None  # a WorkListener, on PostgreSQL
         self._pool = ThreadPoolExecutor(self.settings.concurrency,
                                         thread_name_prefix="stageline-handler")
         self._beat = _Heartbeat(self)
@@ -68,6 +68,8 @@ class Worker:
 
     def start(self) -> None:
         if not self.db.is_sqlite:
+            from stageline.engine.listener import WorkListener  # psycopg: PostgreSQL only
+
             self._listener = WorkListener(self.db.url, self.waker)
             self._listener.start()
         self._thread = threading.Thread(target=self.run_forever, name="stageline-worker",
@@ -224,8 +226,11 @@ class Worker:
         deadline = time.monotonic() + self.settings.lease_seconds
         delay = 0.05
         s = self.settings
-        plan = queue.Carry(s.name, s.queues, self._limit, s.lease_seconds,
-                           self._expiry_due()) if carry else None
+        # Work started since the last look (a notification, or expired leases to
+        # take over) is worth a query even when this commit carries chains on.
+        expiry = self._expiry_due()
+        plan = queue.Carry(s.name, s.queues, self._limit, s.lease_seconds, expiry,
+                           top_up=self.waker.take() or expiry) if carry else None
         while True:
             try:
                 with self.db.write() as conn:

@@ -10,12 +10,11 @@ once from its type, and the rows go to the driver as they are.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from psycopg.types.json import Jsonb
 from sqlalchemy import JSON, Connection, Dialect, Uuid
 from sqlalchemy.sql.expression import Executable
 
@@ -25,19 +24,24 @@ from stageline.store.types import UTCDateTime, aware, sqlite_text
 Convert = Callable[[Any], Any]
 
 
-@dataclass(frozen=True)
 class _Plan:
-    sql: str
-    names: list[str]
-    converters: list[Convert | None]
-    defaults: dict[str, Any]  # literal values the statement binds itself
-    positional: bool
+    """One dialect's SQL for the statement, and how a row becomes its parameters."""
+
+    def __init__(self, sql: str, names: list[str], converters: list[Convert | None],
+                 defaults: dict[str, Any], positional: bool) -> None:
+        self.sql = sql
+        self.names = names
+        self.defaults = defaults  # literal values the statement binds itself
+        self.positional = positional
+        self._get = operator.itemgetter(*names) if len(names) > 1 else (
+            lambda row: (row[names[0]],))
+        self._convert = [(i, c) for i, c in enumerate(converters) if c is not None]
 
     def row(self, values: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        out = []
-        for name, convert in zip(self.names, self.converters, strict=True):
-            value = values[name] if name in values else self.defaults[name]
-            out.append(value if convert is None or value is None else convert(value))
+        out = list(self._get({**self.defaults, **values} if self.defaults else values))
+        for i, convert in self._convert:
+            if out[i] is not None:
+                out[i] = convert(out[i])
         return tuple(out) if self.positional else dict(zip(self.names, out, strict=True))
 
 
@@ -83,17 +87,36 @@ def _converter(type_: Any, dialect: Dialect) -> Convert | None:
     """What SQLAlchemy would do to one value of this type, done directly."""
     sqlite = dialect.name == "sqlite"
     if isinstance(type_, UTCDateTime):
-        return sqlite_text if sqlite else aware
+        return _last_value(sqlite_text) if sqlite else aware
     if isinstance(type_, Uuid):
-        return _hex if sqlite else None  # SQLite keeps 32 hex digits; psycopg adapts UUID
+        # SQLite keeps 32 hex digits; psycopg adapts UUID
+        return _last_value(_hex) if sqlite else None
     if isinstance(type_.dialect_impl(dialect), JSON):
-        return json_text if sqlite else _jsonb
+        if sqlite:
+            return json_text
+        from psycopg.types.json import Jsonb  # here: SQLite alone needs no psycopg
+
+        return lambda value: Jsonb(value, dumps=json_text)
     return None
+
+
+def _last_value(convert: Convert) -> Convert:
+    """`convert`, remembering its last answer: the rows of a batch mostly share
+    one execution id and one commit time, as the same objects."""
+    last: tuple[Any, Any] = (object(), None)
+
+    def converted(value: Any) -> Any:
+        nonlocal last
+        seen, answer = last  # one tuple, read and replaced whole: safe across threads
+        if seen is value:
+            return answer
+        answer = convert(value)
+        last = (value, answer)
+        return answer
+
+    return converted
 
 
 def _hex(value: UUID | str) -> str:
     return value.hex if isinstance(value, UUID) else UUID(value).hex
 
-
-def _jsonb(value: Any) -> Jsonb:
-    return Jsonb(value, dumps=json_text)

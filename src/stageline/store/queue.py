@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, bindparam, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, select, tuple_, update
 
 from stageline.domain.config import PipelineConfig
 from stageline.domain.items import cache_key
@@ -28,7 +28,6 @@ from stageline.store.ids import new_id
 from stageline.store.items import (
     NewItem,
     StoredItem,
-    get_items_by_address,
     insert_items,
     item_rows,
     to_item,
@@ -46,6 +45,9 @@ from stageline.store.tables import (
 from stageline.store.types import utcnow
 
 ConfigLookup = Callable[[UUID], PipelineConfig]
+# A fan-out's outputs and messages go to the database this many rows at a time:
+# the rows of a 100,000-item fan-out, all built at once, would take 300 MB.
+ROWS_PER_STATEMENT = 1000
 ACTIVE = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
 
 
@@ -117,6 +119,7 @@ class Carry:
     limit: int
     lease_seconds: float
     expired: bool = True  # also take over expired leases when topping up
+    top_up: bool = True  # look for other ready work even when the chains carried some
 
 
 def claim(conn: Connection, worker: str, limit: int, lease_seconds: float,
@@ -149,13 +152,24 @@ _CANDIDATE_COLUMNS = (
 )
 
 
+# A message's input item comes with it: the stage its step reads (as the
+# execution's steps record it), in the execution holding the item (the parent,
+# for what a replay publishes). None for a collect message or a missing item.
+_INPUT_COLUMNS = tuple(c.label(f"i_{c.name}") for c in stage_items.c if c.name != "id")
+
+
 def _candidate_queries(skip: bool) -> tuple[Any, Any]:
     """Expired leases first (oldest work), then ready messages in priority order:
     each a plain range of its own index, so a claim reads `limit` rows, not the
     whole queue."""
     m = messages.c
-    base = (select(*_CANDIDATE_COLUMNS)
+    base = (select(*_CANDIDATE_COLUMNS, *_INPUT_COLUMNS)
             .join(executions, executions.c.id == m.execution_id)
+            .join(step_runs, and_(step_runs.c.execution_id == m.execution_id,
+                                  step_runs.c.step_index == m.step_index))
+            .outerjoin(stage_items, and_(stage_items.c.execution_id == m.input_execution_id,
+                                         stage_items.c.stage_name == step_runs.c.input_stage,
+                                         stage_items.c.item_key == m.item_key))
             .where(executions.c.status.in_(ACTIVE))
             .limit(bindparam("limit")))
     in_queues = m.queue.in_(bindparam("queues", expanding=True))
@@ -210,17 +224,18 @@ def _expire_lost_attempts(conn: Connection, taken_over: list[Any], now: Any) -> 
 
 def _with_inputs(conn: Connection, rows: Sequence[Any], leases: list[dict[str, Any]],
                  token: UUID, configs: ConfigLookup, worker: str) -> list[Claimed]:
-    wanted = [(r.input_execution_id, configs(r.config_id).steps[r.step_index].input, r.item_key)
-              for r in rows if r.item_key is not None]
-    found = get_items_by_address(conn, wanted)
     claimed = []
     for r, lease in zip(rows, leases, strict=True):
-        stage = configs(r.config_id).steps[r.step_index].input
         if r.item_key is None:
+            stage = configs(r.config_id).steps[r.step_index].input
             inputs = read_stage(conn, r.input_execution_id, stage)
+        elif r.i_item_key is None:
+            inputs = []  # the step fails the message: its input is missing
         else:
-            item = found.get((r.input_execution_id, stage, r.item_key))
-            inputs = [item] if item else []
+            inputs = [StoredItem(
+                r.i_execution_id, r.i_stage_name, r.i_item_key, r.i_correlation_id,
+                r.i_content_type, r.i_size, r.i_content_hash, r.i_data, r.i_storage_path,
+                r.i_created_at)]
         claimed.append(Claimed(
             r.id, r.execution_id, r.tenant_id, r.config_id, r.step_index, r.route,
             r.item_key, r.parent_correlation_id, r.replay_batch_id, r.attempt + 1, token,
@@ -371,15 +386,12 @@ def commit(conn: Connection, outcomes: list[Outcome], configs: ConfigLookup,
         _insert_outputs(conn, kept)
         _remember(conn, kept, configs, now)
         carried = _Carried(carry, now) if carry is not None else None
-        deltas, follow_ups = _follow_ups(kept, configs, now, draining, carried)
-        if follow_ups:
-            _INSERT_MESSAGE.execute(conn, follow_ups)
+        deltas, created = _follow_ups(conn, kept, configs, now, draining, carried)
         apply_deltas(conn, deltas)
-        if _count_retries(conn, kept) or (carried is None and follow_ups) or (
-                carried is not None and len(follow_ups) > len(carried.claimed)):
-            notify_work(conn)
+        if _count_retries(conn, kept) or created > (len(carried.claimed) if carried else 0):
+            notify_work(conn)  # work for other workers
         report.committed = [o.message.id for o in kept]
-        report.new_messages = len(follow_ups)
+        report.new_messages = created
         touched = sorted({(o.message.execution_id, o.message.config_id) for o in kept},
                          key=lambda pair: str(pair[0]))
         report.finished = settle_executions(conn, [(e, configs(c)) for e, c in touched],
@@ -388,9 +400,11 @@ def commit(conn: Connection, outcomes: list[Outcome], configs: ConfigLookup,
             report.next_batch = _with_cache(conn, carried.claimed, configs)
             # (their executions are running; their steps started with the counters)
             _record_attempts(conn, report.next_batch, configs, carried.carry.worker, now)
-    # Top up a small carried batch with other ready work; a large one goes first,
-    # and its chains' own next steps come back carried.
-    if carry is not None and len(report.next_batch) <= carry.limit // 2:
+    # Top up a small carried batch with other ready work (when there may be
+    # some); a large one goes first, and its chains' own next steps come back
+    # carried.
+    if carry is not None and len(report.next_batch) <= carry.limit // 2 and (
+            carry.top_up or not report.next_batch):
         report.next_batch += claim(conn, carry.worker, carry.limit - len(report.next_batch),
                                    carry.lease_seconds, carry.queues, configs,
                                    expired=carry.expired)
@@ -470,8 +484,14 @@ def _close_attempts(conn: Connection, kept: list[Outcome], now: Any) -> None:
 def _insert_outputs(conn: Connection, kept: list[Outcome]) -> None:
     rows: list[dict[str, Any]] = []
     for o in kept:
-        if o.status == MessageStatus.COMPLETED:
-            rows += item_rows(o.message.execution_id, o.outputs, o.paths)
+        if o.status != MessageStatus.COMPLETED:
+            continue
+        for start in range(0, len(o.outputs), ROWS_PER_STATEMENT):
+            rows += item_rows(o.message.execution_id,
+                              o.outputs[start:start + ROWS_PER_STATEMENT], o.paths)
+            if len(rows) >= ROWS_PER_STATEMENT:
+                insert_items(conn, rows)
+                rows = []
     insert_items(conn, rows)
 
 
@@ -518,12 +538,14 @@ class _Carried:
         return True
 
 
-def _follow_ups(kept: list[Outcome], configs: ConfigLookup, now: Any, draining: set[UUID],
-                carried: _Carried | None = None,
-                ) -> tuple[dict[StepKey, StepDelta], list[dict[str, Any]]]:
-    """Counter changes and the next steps' messages; none for a draining execution."""
+def _follow_ups(conn: Connection, kept: list[Outcome], configs: ConfigLookup, now: Any,
+                draining: set[UUID], carried: _Carried | None = None,
+                ) -> tuple[dict[StepKey, StepDelta], int]:
+    """Write the next steps' messages (none for a draining execution); returns the
+    counter changes and how many messages were written."""
     deltas: dict[StepKey, StepDelta] = defaultdict(StepDelta)
     rows: list[dict[str, Any]] = []
+    created = 0
     for o in kept:
         m = o.message
         delta = deltas[(m.execution_id, m.step_index)]
@@ -554,7 +576,11 @@ def _follow_ups(kept: list[Outcome], configs: ConfigLookup, now: Any, draining: 
                     follow.start |= carried.take(row, o, item, step.input)
                 rows.append(row)
                 follow.outstanding += 1
-    return deltas, rows
+                if len(rows) == ROWS_PER_STATEMENT:
+                    _INSERT_MESSAGE.execute(conn, rows)
+                    created, rows = created + len(rows), []
+    _INSERT_MESSAGE.execute(conn, rows)
+    return deltas, created + len(rows)
 
 
 _COUNT_RETRIES = (
