@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+from httpclient import LightClient
 from procstat import TreeMonitor
 from record import Measurement, all_hold, check
 from sizes import Sizes
@@ -70,7 +70,7 @@ def run(config: str, sizes: Sizes, repeat: int, workdir: Path, pg: Postgres | No
     return measured
 
 
-def _run_fanout(client: httpx.Client, n: int) -> tuple[str, Any, float]:
+def _run_fanout(client: LightClient, n: int) -> tuple[str, Any, float]:
     began = time.perf_counter()
     response = client.post("/api/v1/executions",
                            json={"pipeline": "fanout", "input": {"doc": "d", "n": n}})
@@ -119,7 +119,7 @@ def _replay_measurement(config: str, n: int, repeat: int, where: Place, server: 
                        size={"items": n, "serve_workers": server_module.SERVE_WORKERS})
 
 
-def _run_replay(client: httpx.Client, parent_id: str, replay: Replay) -> tuple[str, Any, float]:
+def _run_replay(client: LightClient, parent_id: str, replay: Replay) -> tuple[str, Any, float]:
     began = time.perf_counter()
     response = client.post(f"/api/v1/executions/{parent_id}/replay", json={
         "replay_source": "storage", "from_stage": replay.from_stage,

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import spec
+from httpclient import LightClient
 from procstat import TreeMonitor
 from record import Measurement, all_hold, check, percentile
 from sizes import Sizes
@@ -48,7 +48,7 @@ def run(config: str, sizes: Sizes, repeat: int, workdir: Path,
     )]
 
 
-def _one(client: httpx.Client, i: int) -> tuple[float, bool]:
+def _one(client: LightClient, i: int) -> tuple[float, bool]:
     began = time.perf_counter()
     response = client.post("/api/v1/executions",
                            json={"pipeline": "chain5", "input": spec.input_of(i)})

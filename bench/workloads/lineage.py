@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
+from httpclient import LightClient, Response
 from procstat import TreeMonitor
 from record import Measurement, all_hold, check, percentile
 from sizes import Sizes
@@ -20,7 +20,7 @@ from workloads.lineage_data import Dataset, build, cached_sqlite
 from workloads.server import PIPELINES, Place, Postgres, backend_of, serve
 
 WARMUP = 3
-Query = Callable[[httpx.Client, int], tuple[httpx.Response, bool]]
+Query = Callable[[LightClient, int], tuple[Response, bool]]
 
 
 @contextmanager
@@ -62,7 +62,7 @@ def run(where: Place, data: Dataset, sizes: Sizes, repeat: int) -> list[Measurem
                        notes="; ".join(notes))]
 
 
-def _time(client: httpx.Client, query: Query, n: int) -> tuple[list[float], int]:
+def _time(client: LightClient, query: Query, n: int) -> tuple[list[float], int]:
     for i in range(WARMUP):
         query(client, i)
     latencies, correct = [], 0
@@ -79,20 +79,20 @@ def _queries(data: Dataset) -> list[tuple[str, str, Query]]:
     random.Random(1).shuffle(samples)
     per_execution = 2 + 2 * data.items_per_execution
 
-    def page(client: httpx.Client, _: int) -> tuple[httpx.Response, bool]:
+    def page(client: LightClient, _: int) -> tuple[Response, bool]:
         r = client.get(f"/api/v1/executions/{data.page_execution}/lineage",
                        params={"limit": 1000})
         body = r.json()
         return r, body["total"] == per_execution and len(body["entries"]) == min(
             1000, per_execution)
 
-    def chain(client: httpx.Client, i: int) -> tuple[httpx.Response, bool]:
+    def chain(client: LightClient, i: int) -> tuple[Response, bool]:
         r = client.get(f"/api/v1/lineage/{samples[i % len(samples)]}/chain")
         body = r.json()
         shape = [len(body.get(k, [])) for k in ("ancestors", "entries", "descendants")]
         return r, shape == [2, 1, 1]
 
-    def filtered(client: httpx.Client, _: int) -> tuple[httpx.Response, bool]:
+    def filtered(client: LightClient, _: int) -> tuple[Response, bool]:
         r = client.get("/api/v1/lineage", params={"route_id": "score", "limit": 100})
         items = r.json().get("items", [])
         return r, len(items) == 100 and all(e["route_id"] == "score" for e in items)

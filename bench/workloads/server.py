@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from httpclient import LightClient
 from sqlalchemy import ColumnElement, Connection, Table, create_engine, func, select, text
 from sqlalchemy.exc import OperationalError
 
@@ -117,8 +118,8 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60)
+    def client(self) -> LightClient:
+        return LightClient(self.url, timeout=60)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -214,7 +215,7 @@ def _count(conn: Connection, table: Table, *where: ColumnElement[bool]) -> int:
     return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
 
 
-def wait_completed(client: httpx.Client, execution_id: str,
+def wait_completed(client: LightClient, execution_id: str,
                    timeout: float = 600.0) -> dict[str, object]:
     """Wait until the execution has ended, with the API's long-poll (`wait_seconds`:
     the server answers as soon as the status changes); raise unless it completed."""

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import spec
+from httpclient import LightClient
 from procstat import TreeMonitor
 from record import Measurement, all_hold, check
 from sizes import Sizes
@@ -75,7 +75,7 @@ def _start_and_wait(server: Server, n: int, threads: int) -> tuple[dict[str, int
     return ids, time.perf_counter() - began
 
 
-def _wait_all(client: httpx.Client, ids: list[str], timeout: float = 1800.0) -> None:
+def _wait_all(client: LightClient, ids: list[str], timeout: float = 1800.0) -> None:
     """Wait on the executions in start order, each with the API's long-poll: one
     request at a time, answered as soon as that execution has ended."""
     deadline = time.perf_counter() + timeout
