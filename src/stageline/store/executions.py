@@ -14,6 +14,7 @@ from stageline.domain.graph import ENTRY_STAGE
 from stageline.domain.items import ENTRY_KEY, encode
 from stageline.domain.status import ExecutionStatus, MessageStatus, StageStatus, StepStatus
 from stageline.storage.blobs import BlobStore
+from stageline.store.bulk import Bulk
 from stageline.store.dialect import notify_work
 from stageline.store.ids import new_id
 from stageline.store.items import NewItem, insert_items, item_rows, offload
@@ -44,19 +45,24 @@ class NewExecution:
     extra: dict[str, Any] = field(default_factory=dict)  # seed 004's optional labels
 
 
-def create(conn: Connection, tenant_id: UUID, new: NewExecution, blobs: BlobStore,
-           inline_limit: int) -> tuple[ExecutionRecord, bool]:
-    """Start an execution: its row, its steps, its input item and first messages.
+@dataclass(frozen=True)
+class PreparedExecution:
+    """Every row of a new execution, built before its transaction: SQLite has
+    one writer, and what is built beforehand is not built while holding it."""
 
-    Returns the execution and whether it was created (False: the same
-    idempotency key had already started it).
-    """
-    if new.idempotency_key:
-        found = _by_idempotency_key(conn, tenant_id, new.idempotency_key)
-        if found is not None:
-            return found, False
-    if new.tag and tag_taken(conn, tenant_id, new.tag):
-        raise TagInUse(f"tag {new.tag!r} is already used by another execution")
+    new: NewExecution
+    tenant_id: UUID
+    values: dict[str, Any]  # the execution's row
+    steps: list[dict[str, Any]]
+    items: list[dict[str, Any]]
+    lineage: list[dict[str, Any]]
+    messages: list[dict[str, Any]]
+
+
+def prepare(tenant_id: UUID, new: NewExecution, blobs: BlobStore,
+            inline_limit: int) -> PreparedExecution:
+    """The rows of a new execution; a large input is written to storage now
+    (content-named: a start refused later leaves an unused file, never a wrong one)."""
     execution_id, now = new_id(), utcnow()
     config = new.version.config
     first = config.steps[0]
@@ -68,20 +74,56 @@ def create(conn: Connection, tenant_id: UUID, new: NewExecution, blobs: BlobStor
         concurrency_key=first.concurrency_key, run_timeout_seconds=new.run_timeout_seconds,
         retry_count=0, skip_cache=new.skip_cache, created_at=now, updated_at=now, **new.extra,
     )
-    # Statement and parameters apart: the compiled INSERT is cached and reused.
-    conn.execute(executions.insert(), [_full_row(values)])
-    conn.execute(step_runs.insert(), initial_step_rows(execution_id, config))
-    entry_correlation = _record_input(conn, tenant_id, execution_id, new.payload, blobs,
-                                      inline_limit)
+    # The entry stage's one item, and the lineage root that every item descends from.
+    correlation_id = str(new_id())
+    item = NewItem(ENTRY_STAGE, ENTRY_KEY, correlation_id, encode(new.payload))
+    items = item_rows(execution_id, [item], offload(execution_id, [item], blobs, inline_limit))
+    root = dict(
+        id=new_id(), tenant_id=tenant_id, correlation_id=correlation_id,
+        parent_correlation_id=None, replay_batch_id=None, execution_id=execution_id,
+        route_id=None, adapter_name=None, adapter_index=None, stage_name=ENTRY_STAGE,
+        stage_status=StageStatus.INITIATED, stage_input_hash=item.encoded.content_hash,
+        item_key=ENTRY_KEY, attempt=1, started_at=now, completed_at=now, duration_ms=0.0,
+        meta=None, error_info=None,
+    )
     entry_messages = [
         message_row(execution_id, index, step.name, step.queue, step.priority, ENTRY_KEY,
-                    execution_id, entry_correlation, None, now)
+                    execution_id, correlation_id, None, now)
         for index, step in enumerate(config.steps) if step.input == ENTRY_STAGE
     ]
-    conn.execute(messages.insert(), entry_messages)
+    return PreparedExecution(new, tenant_id, _full_row(values),
+                             initial_step_rows(execution_id, config), items, [root],
+                             entry_messages)
+
+
+def insert(conn: Connection, prepared: PreparedExecution) -> tuple[ExecutionRecord, bool]:
+    """Start a prepared execution: its row, its steps, its input item and first messages.
+
+    Returns the execution and whether it was created (False: the same
+    idempotency key had already started it).
+    """
+    new, tenant_id = prepared.new, prepared.tenant_id
+    if new.idempotency_key:
+        found = _by_idempotency_key(conn, tenant_id, new.idempotency_key)
+        if found is not None:
+            return found, False
+    if new.tag and tag_taken(conn, tenant_id, new.tag):
+        raise TagInUse(f"tag {new.tag!r} is already used by another execution")
+    INSERT_EXECUTION.execute(conn, [prepared.values])
+    INSERT_STEPS.execute(conn, prepared.steps)
+    insert_items(conn, prepared.items)
+    INSERT_LINEAGE.execute(conn, prepared.lineage)
+    INSERT_MESSAGES.execute(conn, prepared.messages)
     notify_work(conn)
-    record: dict[str, Any] = {f.name: values.get(f.name) for f in fields(ExecutionRecord)}
+    record: dict[str, Any] = {f.name: prepared.values.get(f.name)
+                              for f in fields(ExecutionRecord)}
     return ExecutionRecord(**record), True
+
+
+def create(conn: Connection, tenant_id: UUID, new: NewExecution, blobs: BlobStore,
+           inline_limit: int) -> tuple[ExecutionRecord, bool]:
+    """`prepare` and `insert` in one go, inside the caller's transaction."""
+    return insert(conn, prepare(tenant_id, new, blobs, inline_limit))
 
 
 def _full_row(values: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +149,16 @@ def initial_steps(execution_id: UUID, config: PipelineConfig) -> list[StepRunRec
     return records
 
 
+STEP_COLUMNS = ["execution_id", "step_index", "step_type", "input_stage", "output_stage",
+                "status", "outstanding", "completed", "failed", "attempts", "handler_seconds",
+                "started_at", "finished_at", "source_step_type", "source_execution_id",
+                "checkpoint_id"]
+INSERT_EXECUTION = Bulk(executions.insert(), [c.name for c in executions.columns])
+INSERT_STEPS = Bulk(step_runs.insert(), STEP_COLUMNS)  # rows as step_rows makes them
+INSERT_LINEAGE = Bulk(lineage_entries.insert(), [c.name for c in lineage_entries.columns])
+INSERT_MESSAGES = Bulk(messages.insert(), [c.name for c in messages.columns])
+
+
 def step_rows(execution_id: UUID, config: PipelineConfig) -> list[dict[str, Any]]:
     return [
         {"execution_id": execution_id, "step_index": i, "step_type": s.name,
@@ -130,25 +182,6 @@ def message_row(execution_id: UUID, step_index: int, route: str, queue: str, pri
         "created_at": now, "lease_owner": None, "lease_token": None, "lease_expires_at": None,
         "lineage_id": None,
     }
-
-
-def _record_input(conn: Connection, tenant_id: UUID, execution_id: UUID, payload: Any,
-                  blobs: BlobStore, inline_limit: int) -> str:
-    """The entry stage's one item, and the lineage root that every item descends from."""
-    correlation_id = str(new_id())
-    item = NewItem(ENTRY_STAGE, ENTRY_KEY, correlation_id, encode(payload))
-    insert_items(conn, item_rows(execution_id, [item],
-                                 offload(execution_id, [item], blobs, inline_limit)))
-    now = utcnow()
-    conn.execute(lineage_entries.insert(), [dict(
-        id=new_id(), tenant_id=tenant_id, correlation_id=correlation_id,
-        parent_correlation_id=None, replay_batch_id=None, execution_id=execution_id,
-        route_id=None, adapter_name=None, adapter_index=None, stage_name=ENTRY_STAGE,
-        stage_status=StageStatus.INITIATED, stage_input_hash=item.encoded.content_hash,
-        item_key=ENTRY_KEY, attempt=1, started_at=now, completed_at=now, duration_ms=0.0,
-        meta=None, error_info=None,
-    )])
-    return correlation_id
 
 
 def _by_idempotency_key(conn: Connection, tenant_id: UUID, key: str) -> ExecutionRecord | None:

@@ -23,7 +23,7 @@ from stageline.domain.status import ExecutionStatus, MessageStatus, StageStatus,
 from stageline.store.bulk import Bulk
 from stageline.store.counters import StepDelta, StepKey, apply_deltas
 from stageline.store.dialect import insert_ignoring_conflicts, notify_work, skip_locked
-from stageline.store.executions import message_row
+from stageline.store.executions import INSERT_LINEAGE, INSERT_MESSAGES, message_row
 from stageline.store.ids import new_id
 from stageline.store.items import (
     NewItem,
@@ -305,10 +305,9 @@ def _record_attempts(conn: Connection, claimed: list[Claimed], configs: ConfigLo
             "started_at": now, "completed_at": None, "duration_ms": None,
             "meta": {"worker": worker, "attempt": c.attempt}, "error_info": None,
         })
-    _INSERT_LINEAGE.execute(conn, rows)
+    INSERT_LINEAGE.execute(conn, rows)
 
 
-_INSERT_LINEAGE = Bulk(lineage_entries.insert(), [c.name for c in lineage_entries.columns])
 _START_EXECUTIONS = (
     update(executions).where(executions.c.id.in_(bindparam("e_ids", expanding=True)),
                              executions.c.status == ExecutionStatus.PENDING)
@@ -411,7 +410,6 @@ def commit(conn: Connection, outcomes: list[Outcome], configs: ConfigLookup,
     return report
 
 
-_INSERT_MESSAGE = Bulk(messages.insert(), [c.name for c in messages.columns])
 _LOCK_EXECUTIONS = (
     update(executions).where(executions.c.id.in_(bindparam("x_ids", expanding=True)))
     .values(updated_at=bindparam("x_now"))
@@ -577,9 +575,9 @@ def _follow_ups(conn: Connection, kept: list[Outcome], configs: ConfigLookup, no
                 rows.append(row)
                 follow.outstanding += 1
                 if len(rows) == ROWS_PER_STATEMENT:
-                    _INSERT_MESSAGE.execute(conn, rows)
+                    INSERT_MESSAGES.execute(conn, rows)
                     created, rows = created + len(rows), []
-    _INSERT_MESSAGE.execute(conn, rows)
+    INSERT_MESSAGES.execute(conn, rows)
     return deltas, created + len(rows)
 
 

@@ -45,7 +45,10 @@ def start_execution(body: ExecutionCreate, runtime: RuntimeDep, tenant: TenantDe
     """Start an execution; the same idempotency key answers the execution it created."""
     labels = body.model_dump(include={"batch_id", "deployment_id", "session_id", "user_id",
                                       "step_key", "output_schema_name"}, exclude_none=True)
-    with runtime.db.write() as conn:
+    # Looked up and built before the write transaction: on SQLite every start
+    # waits for the one writer, and holds it only for the inserts. (A pipeline
+    # archived in between still starts this one execution.)
+    with runtime.db.read() as conn:
         if body.config_id is not None:
             version = runtime.version(conn, tenant, body.config_id)
             archived = pipelines.is_archived(conn, version.pipeline_id)
@@ -53,13 +56,15 @@ def start_execution(body: ExecutionCreate, runtime: RuntimeDep, tenant: TenantDe
             config_id, archived = pipelines.find_startable(conn, tenant, body.pipeline or "",
                                                            body.version)
             version = runtime.version(conn, tenant, config_id)
-        if archived:
-            raise ApiError(409, "pipeline_archived", f"pipeline {version.pipeline!r} is archived")
-        record, created = executions.create(conn, tenant, NewExecution(
-            version=version, payload=body.input, tag=body.tag, metadata=body.metadata,
-            idempotency_key=body.idempotency_key, run_timeout_seconds=body.run_timeout_seconds,
-            skip_cache=body.skip_cache, extra=labels,
-        ), runtime.blobs, runtime.settings.inline_limit)
+    if archived:
+        raise ApiError(409, "pipeline_archived", f"pipeline {version.pipeline!r} is archived")
+    prepared = executions.prepare(tenant, NewExecution(
+        version=version, payload=body.input, tag=body.tag, metadata=body.metadata,
+        idempotency_key=body.idempotency_key, run_timeout_seconds=body.run_timeout_seconds,
+        skip_cache=body.skip_cache, extra=labels,
+    ), runtime.blobs, runtime.settings.inline_limit)
+    with runtime.db.write() as conn:
+        record, created = executions.insert(conn, prepared)
         if created:
             steps = executions.initial_steps(record.id, version.config)
         else:
