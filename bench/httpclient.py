@@ -70,14 +70,18 @@ class LightClient:
                 self.close()
                 if attempt == 2:
                     raise
+            except BaseException:
+                self.close()  # a connection in an unknown state is not reused
+                raise
         raise AssertionError("unreachable")
 
     def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
         if self._conn is None:
-            self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            self._conn.connect()
-            assert self._conn.sock is not None
-            self._conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            conn.connect()  # raises before the connection is kept
+            assert conn.sock is not None
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._conn = conn
         if self._conn.sock is not None:
             self._conn.sock.settimeout(timeout if timeout is not None else self.timeout)
         return self._conn

@@ -40,6 +40,12 @@ DurabilityOpt = Annotated[str | None, typer.Option(
     "--durability", help="normal, or strict: fsync every SQLite commit [env STAGELINE_DURABILITY]")]
 
 
+# A worker's threads (and an embedded server's API) share one interpreter lock.
+# Each database call gives it up; getting it back waits out the running
+# thread's time slice, 5 ms by default, on every statement.
+SWITCH_INTERVAL = 0.001
+
+
 def _settings(**given: Any) -> Settings:
     return Settings(**{k: v for k, v in given.items() if v is not None})
 
@@ -99,10 +105,7 @@ def serve(
         runtime.waker.forward_to(processes.notify)
     elif not no_worker:
         worker = runtime.worker()
-        # The API's threads and the worker share one interpreter lock. Each
-        # database call gives it up; getting it back waits out the running
-        # thread's time slice (5 ms by default), on every statement.
-        sys.setswitchinterval(0.001)
+        sys.setswitchinterval(SWITCH_INTERVAL)
     api = create_app(runtime, worker=worker, processes=processes, open_access=loopback,
                      embedded=_embedded(settings) and not no_worker)
     err.print(f"Stageline on http://{settings.host}:{settings.port}  "
@@ -147,6 +150,8 @@ def worker(file: FileArg, db: DbOpt = None, storage: StorageOpt = None,
     runtime = _open(settings, migrate=False)
     runtime.load_pipelines(file)
     work = runtime.worker()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    gc.freeze()  # as serve does: start-up's objects stay out of full collections
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
