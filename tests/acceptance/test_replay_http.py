@@ -263,15 +263,22 @@ def executions_count(client: httpx.Client) -> int:
     return len(client.get("/api/v1/executions", params={"limit": 500}).json()["items"])
 
 
+def _typed_dry_run(client: httpx.Client, items: int, into: str
+                   ) -> tuple[dict[str, Any], dict[str, Any], str, httpx.Response]:
+    """A typed parent of `items` chunks and a dry run of replaying its embedding
+    into the latest version of pipeline `into`: (parent, request body, url, plan)."""
+    parent = typed_parent(client, items)
+    body = {"replay_source": "storage", "from_stage": "markdown_segmented",
+            "to_route": "embedding_generator", "config_id": latest_config_id(client, into)}
+    url = f"/api/v1/executions/{parent['id']}/replay"
+    plan = client.post(url, json={**body, "dry_run": True})
+    assert plan.status_code == 200, plan.text
+    return parent, body, url, plan
+
+
 def test_items_that_do_not_fit_the_route_are_found_and_refused(server: Server) -> None:
     with server.client() as client:
-        parent = typed_parent(client, 4)
-        body = {"replay_source": "storage", "from_stage": "markdown_segmented",
-                "to_route": "embedding_generator",
-                "config_id": latest_config_id(client, "typed-objects")}
-        url = f"/api/v1/executions/{parent['id']}/replay"
-        plan = client.post(url, json={**body, "dry_run": True})
-        assert plan.status_code == 200, plan.text
+        parent, body, url, plan = _typed_dry_run(client, 4, "typed-objects")
         assert plan.json()["fits"] is False and plan.json()["items"] == 4
         assert plan.json()["findings"] == [{
             "code": "item_shape_mismatch", "severity": "error",
@@ -301,13 +308,7 @@ def test_items_that_do_not_fit_the_route_are_found_and_refused(server: Server) -
 def test_a_reused_stage_of_another_shape_is_a_warning_and_the_replay_runs(
         server: Server) -> None:
     with server.client() as client:
-        parent = typed_parent(client, 6)
-        body = {"replay_source": "storage", "from_stage": "markdown_segmented",
-                "to_route": "embedding_generator",
-                "config_id": latest_config_id(client, "typed-reshaped")}
-        url = f"/api/v1/executions/{parent['id']}/replay"
-        plan = client.post(url, json={**body, "dry_run": True})
-        assert plan.status_code == 200, plan.text
+        _, body, url, plan = _typed_dry_run(client, 6, "typed-reshaped")
         assert plan.json()["fits"] is True
         assert [(f["code"], f["severity"]) for f in plan.json()["findings"]] == [
             ("stage_shape_changed", "warning")]

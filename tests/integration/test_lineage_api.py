@@ -308,12 +308,16 @@ def test_chain_stops_at_the_tenant_boundary(runtime: Runtime, tenant: UUID,
     assert (found.ancestors, found.descendants) == ([], [])
 
 
-def test_chain_depth_is_bounded(runtime: Runtime, tenant: UUID) -> None:
+def _linear_chain(runtime: Runtime, tenant: UUID, depth: int) -> None:
+    """Entries c0 <- c1 <- ... <- c{depth-1}, each the parent of the next."""
     run = new_id()
-    depth = MAX_CHAIN_DEPTH + 5
     with runtime.db.write() as conn:
         for i in range(depth):
             _entry(conn, tenant, run, f"c{i}", f"c{i - 1}" if i else None, "s", i)
+
+
+def test_chain_depth_is_bounded(runtime: Runtime, tenant: UUID) -> None:
+    _linear_chain(runtime, tenant, MAX_CHAIN_DEPTH + 5)
     with runtime.db.read() as conn:
         found = lineage.chain(conn, tenant, "c0", 10_000)
     assert found is not None and found.truncated
@@ -322,11 +326,8 @@ def test_chain_depth_is_bounded(runtime: Runtime, tenant: UUID) -> None:
 
 
 def test_ancestors_depth_is_bounded(runtime: Runtime, tenant: UUID) -> None:
-    run = new_id()
     depth = MAX_CHAIN_DEPTH + 5
-    with runtime.db.write() as conn:
-        for i in range(depth):
-            _entry(conn, tenant, run, f"c{i}", f"c{i - 1}" if i else None, "s", i)
+    _linear_chain(runtime, tenant, depth)
     with runtime.db.read() as conn:
         found = lineage.chain(conn, tenant, f"c{depth - 1}", 10_000)
         whole = lineage.chain(conn, tenant, f"c{MAX_CHAIN_DEPTH - 1}", 10_000)
