@@ -21,6 +21,7 @@ from stageline.storage.blobs import BlobStore
 from stageline.store import migrate, pipelines, tenants
 from stageline.store.db import Database
 from stageline.store.pipelines import Version
+from stageline.store.starts import StartQueue
 
 log = logging.getLogger("stageline")
 T = TypeVar("T")
@@ -49,6 +50,10 @@ class Runtime:
     versions: dict[str, Version] = field(default_factory=dict)
     default_tenant: UUID | None = None
     _version_cache: dict[tuple[UUID, UUID], Version] = field(default_factory=dict)
+    starts: StartQueue = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.starts = StartQueue(self.db)
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = False) -> Runtime:

@@ -399,11 +399,11 @@ def commit(conn: Connection, outcomes: list[Outcome], configs: ConfigLookup,
             report.next_batch = _with_cache(conn, carried.claimed, configs)
             # (their executions are running; their steps started with the counters)
             _record_attempts(conn, report.next_batch, configs, carried.carry.worker, now)
-    # Top up a small carried batch with other ready work (when there may be
-    # some); a large one goes first, and its chains' own next steps come back
-    # carried.
-    if carry is not None and len(report.next_batch) <= carry.limit // 2 and (
-            carry.top_up or not report.next_batch):
+    # Top up a small carried batch with other ready work when there may be some
+    # (a large one goes first, and its chains' own next steps come back
+    # carried). Without a hint of new work the worker looks in a transaction
+    # of its own, after this one has committed and announced its endings.
+    if carry is not None and carry.top_up and len(report.next_batch) <= carry.limit // 2:
         report.next_batch += claim(conn, carry.worker, carry.limit - len(report.next_batch),
                                    carry.lease_seconds, carry.queues, configs,
                                    expired=carry.expired)

@@ -63,11 +63,11 @@ def start_execution(body: ExecutionCreate, runtime: RuntimeDep, tenant: TenantDe
         idempotency_key=body.idempotency_key, run_timeout_seconds=body.run_timeout_seconds,
         skip_cache=body.skip_cache, extra=labels,
     ), runtime.blobs, runtime.settings.inline_limit)
-    with runtime.db.write() as conn:
-        record, created = executions.insert(conn, prepared)
-        if created:
-            steps = executions.initial_steps(record.id, version.config)
-        else:
+    record, created = runtime.starts.start(prepared)  # with the starts arriving alongside
+    if created:
+        steps = executions.initial_steps(record.id, version.config)
+    else:
+        with runtime.db.read() as conn:
             steps = executions.steps_of(conn, record.id)
             version = runtime.version(conn, tenant, record.config_id)
     if created:
