@@ -22,6 +22,11 @@ MESSAGES = EXECUTIONS * (1 + FAN_OUT + 1)
 def test_three_workers_ten_thousand_messages(cluster: Cluster) -> None:
     workers = [cluster.worker(f"worker-{n}", STAGELINE_BATCH_SIZE="100",
                               STAGELINE_LEASE_SECONDS="30") for n in range(WORKERS)]
+    # Every worker up before the work exists: the whole run takes a few seconds,
+    # about what three processes take to start on two cores.
+    for w in workers:
+        cluster.wait(lambda w=w: " on " in w.output() and "queues" in w.output(), 60,
+                     f"{w.name} to start")
     started = time.monotonic()
     ids = [cluster.start("fan", {"run": f"bulk-{n}", "n": FAN_OUT})
            for n in range(EXECUTIONS)]
