@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, bindparam, func, select, tuple_
+from sqlalchemy import Connection
 
 from stageline.domain.items import Encoded, decode
 from stageline.storage.blobs import BlobStore
@@ -112,32 +112,3 @@ def to_item(row: Any) -> StoredItem:
     return StoredItem(row.execution_id, row.stage_name, row.item_key, row.correlation_id,
                       row.content_type, row.size, row.content_hash, row.data,
                       row.storage_path, row.created_at)
-
-
-def get_items(conn: Connection, execution_id: UUID, stage: str,
-              keys: list[str]) -> dict[str, StoredItem]:
-    rows = conn.execute(select(stage_items).where(
-        stage_items.c.execution_id == execution_id, stage_items.c.stage_name == stage,
-        stage_items.c.item_key.in_(keys),
-    ))
-    return {r.item_key: to_item(r) for r in rows}
-
-
-_BY_ADDRESS = select(stage_items).where(
-    tuple_(stage_items.c.execution_id, stage_items.c.stage_name, stage_items.c.item_key)
-    .in_(bindparam("i_addr", expanding=True)))
-
-
-def get_items_by_address(conn: Connection, addresses: list[tuple[UUID, str, str]]
-                         ) -> dict[tuple[UUID, str, str], StoredItem]:
-    """Items by (execution, stage, key), any mix of them, in one query."""
-    if not addresses:
-        return {}
-    rows = conn.execute(_BY_ADDRESS, {"i_addr": addresses})
-    return {(r.execution_id, r.stage_name, r.item_key): to_item(r) for r in rows}
-
-
-def count_items(conn: Connection, execution_id: UUID, stage: str) -> int:
-    return conn.execute(select(func.count()).select_from(stage_items).where(
-        stage_items.c.execution_id == execution_id, stage_items.c.stage_name == stage,
-    )).scalar_one()
