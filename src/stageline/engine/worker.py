@@ -136,22 +136,29 @@ class Worker:
         return len(outcomes)
 
     def _learn(self, seconds: float, count: int) -> None:
-        """Follow how long a message takes here (a moving average), for `_limit`."""
+        """Follow how long a message takes here, for `_limit`: slower at once,
+        quicker by a moving average, so a slow step is not taken in a batch
+        sized for a quick one."""
         per_message = seconds / count
-        self._per_message = per_message if self._per_message is None else (
-            0.8 * self._per_message + 0.2 * per_message)
+        old = self._per_message
+        self._per_message = per_message if old is None or per_message > old else (
+            0.8 * old + 0.2 * per_message)
 
     @property
     def _limit(self) -> int:
         """How many messages to take at once: as many as run in about a quarter of
         a second, between `concurrency` and `batch_size`. Quick steps go in large
         batches (fewer transactions); slow ones in small ones, so that other
-        workers get a share instead of waiting behind one worker's backlog."""
+        workers get a share instead of waiting behind one worker's backlog, and
+        their items show up as they are done. Until a batch has been timed, one
+        message per handler thread."""
         s = self.settings
-        if self._per_message is None or self._per_message <= 0:
+        least = min(s.concurrency, s.batch_size)
+        if self._per_message is None:
+            return least  # nothing measured yet: one message per handler thread
+        if self._per_message <= 0:
             return s.batch_size
-        return max(min(s.concurrency, s.batch_size),
-                   min(s.batch_size, int(BATCH_SECONDS / self._per_message)))
+        return max(least, min(s.batch_size, int(BATCH_SECONDS / self._per_message)))
 
     def _finish_in_hand(self) -> None:
         """Messages leased by the last commit are run and committed, not abandoned
