@@ -78,10 +78,6 @@ class WorkerProcesses:
     def stopping(self) -> bool:
         return self._stopping
 
-    @property
-    def pids(self) -> list[int]:
-        return [c.process.pid for c in self._children if c.process is not None]
-
 
 class _Child:
     def __init__(self, group: WorkerProcesses, index: int) -> None:
